@@ -1,0 +1,288 @@
+//! What a supervisor and the control API know about one child without sending it a message.
+//!
+//! [`ChildShared`] is shared between a child's cell, its supervisor and the status API: lifecycle state, restart
+//! count, last failure, handled/failed counters, approximate mailbox depth and the heartbeat the watchdog reads.
+//! Reading it never waits on the child, so `/status` answers even while an actor is hung.
+//! [`ControlQueue`] is the out-of-band channel a supervisor uses to reset, start or stop a child: it bypasses the
+//! mailbox, so it reaches a child whose mailbox is paused or full.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+use tokio::sync::{oneshot, Notify};
+
+/// Lifecycle state of a child (and of a supervisor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChildState {
+    Starting,
+    Running,
+    Restarting,
+    BackingOff,
+    Stopping,
+    Stopped,
+    Failed,
+}
+
+impl ChildState {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => ChildState::Starting,
+            1 => ChildState::Running,
+            2 => ChildState::Restarting,
+            3 => ChildState::BackingOff,
+            4 => ChildState::Stopping,
+            5 => ChildState::Stopped,
+            _ => ChildState::Failed,
+        }
+    }
+
+    fn as_u8(self) -> u8 {
+        match self {
+            ChildState::Starting => 0,
+            ChildState::Running => 1,
+            ChildState::Restarting => 2,
+            ChildState::BackingOff => 3,
+            ChildState::Stopping => 4,
+            ChildState::Stopped => 5,
+            ChildState::Failed => 6,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChildState::Starting => "starting",
+            ChildState::Running => "running",
+            ChildState::Restarting => "restarting",
+            ChildState::BackingOff => "backing_off",
+            ChildState::Stopping => "stopping",
+            ChildState::Stopped => "stopped",
+            ChildState::Failed => "failed",
+        }
+    }
+}
+
+/// Whether a tree node is a worker actor or a supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChildKind {
+    Worker,
+    Supervisor,
+}
+
+/// The last failure of a child, as shown by `/status`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FailureRecord {
+    pub at: String,
+    pub reason: String,
+}
+
+/// Monotonic milliseconds since the process's first call: the heartbeat clock.
+pub fn monotonic_ms() -> u64 {
+    use std::sync::OnceLock;
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+/// Status shared by a child, its supervisor and the control API.
+#[derive(Debug)]
+pub struct ChildShared {
+    pub name: String,
+    pub kind: ChildKind,
+    state: AtomicU8,
+    restarts: AtomicU64,
+    handled: AtomicU64,
+    failed: AtomicU64,
+    enqueued: AtomicU64,
+    dequeued: AtomicU64,
+    last_beat_ms: AtomicU64,
+    last_failure: Mutex<Option<FailureRecord>>,
+    /// Set by the supervisor when a control command waits in the queue; checked before every message.
+    pub(crate) control_pending: AtomicBool,
+    pub(crate) control: ControlQueue,
+    /// A fault drill armed for the next message (see `drill`).
+    pub(crate) drill: AtomicU8,
+    /// The hosting actix actor has ended: no control command will be read any more.
+    pub(crate) terminated: AtomicBool,
+}
+
+impl ChildShared {
+    pub fn new(name: impl Into<String>, kind: ChildKind) -> Arc<Self> {
+        Arc::new(ChildShared {
+            name: name.into(),
+            kind,
+            state: AtomicU8::new(ChildState::Starting.as_u8()),
+            restarts: AtomicU64::new(0),
+            handled: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            enqueued: AtomicU64::new(0),
+            dequeued: AtomicU64::new(0),
+            last_beat_ms: AtomicU64::new(monotonic_ms()),
+            last_failure: Mutex::new(None),
+            control_pending: AtomicBool::new(false),
+            control: ControlQueue::default(),
+            drill: AtomicU8::new(0),
+            terminated: AtomicBool::new(false),
+        })
+    }
+
+    pub fn state(&self) -> ChildState {
+        ChildState::from_u8(self.state.load(Ordering::Acquire))
+    }
+
+    pub fn set_state(&self, state: ChildState) {
+        self.state.store(state.as_u8(), Ordering::Release);
+    }
+
+    /// Whether the hosting actor has ended for good.
+    pub fn is_terminated(&self) -> bool {
+        self.terminated.load(Ordering::Acquire)
+    }
+
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_restart(&self) {
+        self.restarts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn handled(&self) -> u64 {
+        self.handled.load(Ordering::Relaxed)
+    }
+
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_handled(&self) {
+        self.handled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_failed(&self) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_enqueued(&self) {
+        self.enqueued.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_dequeued(&self) {
+        self.dequeued.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Messages sent through the runtime and not yet taken from the mailbox (approximate).
+    pub fn mailbox_depth(&self) -> u64 {
+        let enq = self.enqueued.load(Ordering::Relaxed);
+        let deq = self.dequeued.load(Ordering::Relaxed);
+        enq.saturating_sub(deq)
+    }
+
+    /// Records progress for the watchdog.
+    pub fn beat(&self) {
+        self.last_beat_ms.store(monotonic_ms(), Ordering::Relaxed);
+    }
+
+    /// Time since the last heartbeat.
+    pub fn since_last_beat(&self) -> Duration {
+        Duration::from_millis(
+            monotonic_ms().saturating_sub(self.last_beat_ms.load(Ordering::Relaxed)),
+        )
+    }
+
+    pub fn last_failure(&self) -> Option<FailureRecord> {
+        self.last_failure.lock().map(|g| g.clone()).unwrap_or(None)
+    }
+
+    pub(crate) fn record_failure(&self, reason: &str) {
+        if let Ok(mut g) = self.last_failure.lock() {
+            *g = Some(FailureRecord {
+                at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+                reason: reason.to_string(),
+            });
+        }
+    }
+
+    /// Queues a control command for the child and wakes it.
+    pub(crate) fn send_control(&self, control: Control) {
+        self.control.push(control);
+        self.control_pending.store(true, Ordering::Release);
+        self.control.notify.notify_one();
+    }
+}
+
+/// A supervisor's command to a child, delivered out of band.
+#[derive(Debug)]
+pub enum Control {
+    /// Drop the current state (stopping hook, cancel spawned work) and wait for `Start`.
+    Reset { reason: String },
+    /// Build fresh state from the factory and resume handling messages.
+    Start,
+    /// Shut down gracefully; `done` fires when the child has stopped.
+    Stop { done: Option<oneshot::Sender<()>> },
+    /// Stop at once, abandoning any graceful shutdown in progress.
+    Abort,
+}
+
+/// The out-of-band control channel of one child: a small locked queue plus a wake-up.
+#[derive(Debug, Default)]
+pub struct ControlQueue {
+    queue: Mutex<VecDeque<Control>>,
+    pub(crate) notify: Notify,
+}
+
+impl ControlQueue {
+    fn push(&self, control: Control) {
+        if let Ok(mut q) = self.queue.lock() {
+            q.push_back(control);
+        }
+    }
+
+    pub(crate) fn pop(&self) -> Option<Control> {
+        self.queue.lock().ok().and_then(|mut q| q.pop_front())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_through_the_atomic() {
+        let s = ChildShared::new("x", ChildKind::Worker);
+        for st in [
+            ChildState::Starting,
+            ChildState::Running,
+            ChildState::Restarting,
+            ChildState::BackingOff,
+            ChildState::Stopping,
+            ChildState::Stopped,
+            ChildState::Failed,
+        ] {
+            s.set_state(st);
+            assert_eq!(s.state(), st);
+        }
+    }
+
+    #[test]
+    fn mailbox_depth_counts_sent_minus_taken() {
+        let s = ChildShared::new("x", ChildKind::Worker);
+        s.count_enqueued();
+        s.count_enqueued();
+        s.count_dequeued();
+        assert_eq!(s.mailbox_depth(), 1);
+    }
+
+    #[test]
+    fn control_queue_is_fifo() {
+        let s = ChildShared::new("x", ChildKind::Worker);
+        s.send_control(Control::Reset { reason: "r".into() });
+        s.send_control(Control::Start);
+        assert!(matches!(s.control.pop(), Some(Control::Reset { .. })));
+        assert!(matches!(s.control.pop(), Some(Control::Start)));
+        assert!(s.control.pop().is_none());
+    }
+}

@@ -1,0 +1,89 @@
+//! The runtime's Prometheus metrics: messages handled and failed per actor and type, restarts, dead letters.
+//!
+//! One process-wide registry ([`registry`]); domain actors register their own metrics in it too, and the control
+//! API renders it at `/metrics`.
+
+use std::sync::OnceLock;
+
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+/// Metrics owned by the runtime.
+pub struct RuntimeMetrics {
+    pub messages_handled: IntCounterVec,
+    pub messages_failed: IntCounterVec,
+    pub restarts: IntCounterVec,
+    pub dead_letters_stored: IntCounter,
+    pub dead_letters_pending: IntGauge,
+    pub dead_letters_evicted: IntCounter,
+}
+
+fn build(registry: &Registry) -> RuntimeMetrics {
+    fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+        let c = IntCounterVec::new(Opts::new(name, help), labels)
+            .unwrap_or_else(|e| panic!("metric {name}: {e}"));
+        let _ = r.register(Box::new(c.clone()));
+        c
+    }
+    fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+        let c = IntCounter::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+        let _ = r.register(Box::new(c.clone()));
+        c
+    }
+    let pending = IntGauge::new(
+        "coordinator_dead_letters_pending",
+        "Dead letters waiting for replay or purge",
+    )
+    .unwrap_or_else(|e| panic!("metric: {e}"));
+    let _ = registry.register(Box::new(pending.clone()));
+    RuntimeMetrics {
+        messages_handled: counter_vec(
+            registry,
+            "coordinator_messages_handled_total",
+            "Messages handled successfully, per actor and message type",
+            &["actor", "msg"],
+        ),
+        messages_failed: counter_vec(
+            registry,
+            "coordinator_messages_failed_total",
+            "Messages whose handler failed or panicked, per actor and message type",
+            &["actor", "msg"],
+        ),
+        restarts: counter_vec(
+            registry,
+            "coordinator_restarts_total",
+            "Restarts per actor",
+            &["actor"],
+        ),
+        dead_letters_stored: counter(
+            registry,
+            "coordinator_dead_letters_total",
+            "Dead letters stored",
+        ),
+        dead_letters_pending: pending,
+        dead_letters_evicted: counter(
+            registry,
+            "coordinator_dead_letters_evicted_total",
+            "Dead letters removed to keep the store within max_entries",
+        ),
+    }
+}
+
+/// The process-wide registry rendered at `/metrics`.
+pub fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(Registry::new)
+}
+
+/// The runtime's metrics (registered on first use).
+pub fn runtime() -> &'static RuntimeMetrics {
+    static METRICS: OnceLock<RuntimeMetrics> = OnceLock::new();
+    METRICS.get_or_init(|| build(registry()))
+}
+
+/// Renders every registered metric in the Prometheus text format.
+pub fn render() -> String {
+    let encoder = prometheus::TextEncoder::new();
+    encoder
+        .encode_to_string(&registry().gather())
+        .unwrap_or_else(|e| format!("# metrics encoding failed: {e}\n"))
+}
