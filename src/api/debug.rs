@@ -1,0 +1,64 @@
+//! Fault drills and probes, served only with `api.debug_endpoints: true` (404 otherwise):
+//! `POST /debug/fail/{actor}?mode=panic|error|hang` arms a drill for the actor's next message (and pings it so it
+//! fires now); `POST /debug/ping/{actor}?count=N` queues N pings (to show queued messages survive a restart).
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use actors::runtime::directory::DirectoryError;
+use actors::runtime::Drill;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{error, ApiState};
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/debug/fail/{actor}", web::post().to(fail)).route("/debug/ping/{actor}", web::post().to(ping));
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FailQuery {
+    mode: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PingQuery {
+    count: Option<u32>,
+}
+
+fn directory_error(e: DirectoryError) -> HttpResponse {
+    match e {
+        DirectoryError::UnknownActor { .. } => error(StatusCode::NOT_FOUND, e.to_string()),
+        DirectoryError::NotAWorker { .. } => error(StatusCode::BAD_REQUEST, e.to_string()),
+        DirectoryError::Delivery(_) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+async fn fail(state: web::Data<ApiState>, actor: web::Path<String>, query: web::Query<FailQuery>) -> HttpResponse {
+    if !state.debug_endpoints {
+        return error(StatusCode::NOT_FOUND, "no such route (debug endpoints are off: api.debug_endpoints)");
+    }
+    let drill: Drill = match query.mode.parse() {
+        Ok(d) => d,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("mode: {e}")),
+    };
+    match state.directory.arm_drill(&actor, drill) {
+        Ok(()) => HttpResponse::Accepted().json(json!({ "actor": actor.as_str(), "drill": drill })),
+        Err(e) => directory_error(e),
+    }
+}
+
+async fn ping(state: web::Data<ApiState>, actor: web::Path<String>, query: web::Query<PingQuery>) -> HttpResponse {
+    if !state.debug_endpoints {
+        return error(StatusCode::NOT_FOUND, "no such route (debug endpoints are off: api.debug_endpoints)");
+    }
+    let count = query.count.unwrap_or(1);
+    if count > 10_000 {
+        return error(StatusCode::BAD_REQUEST, "count: at most 10000");
+    }
+    match state.directory.ping(&actor, count) {
+        Ok(sent) => HttpResponse::Accepted().json(json!({ "actor": actor.as_str(), "queued": sent })),
+        Err(e) => directory_error(e),
+    }
+}

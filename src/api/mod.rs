@@ -1,0 +1,75 @@
+//! The control API (default 127.0.0.1:8765, JSON): health, status, metrics, dead letters, fault drills.
+//!
+//! Reads the supervision tree's shared status directly (never blocks on a hung actor); asks actors with a
+//! deadline where it needs their state. Every non-GET request needs `Authorization: Bearer <token>` when
+//! `api.token` is set. Errors are JSON `{"error": "..."}` that say what was wrong and what is expected.
+
+mod auth;
+mod dead_letters;
+mod debug;
+mod status;
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use actors::runtime::dead_letters::DeadLetterActor;
+use actors::runtime::{ActorRef, Directory, TreeShape};
+use anyhow::{Context, Result};
+use serde_json::json;
+
+/// Everything the handlers need.
+#[derive(Clone)]
+pub struct ApiState {
+    pub node: String,
+    pub started: Instant,
+    pub tree: TreeShape,
+    pub directory: Directory,
+    pub dead_letters: ActorRef<DeadLetterActor>,
+    pub token: Option<String>,
+    pub debug_endpoints: bool,
+    /// How long a request waits for an actor's answer.
+    pub ask_timeout: Duration,
+}
+
+/// A JSON error response.
+pub(crate) fn error(status: actix_web::http::StatusCode, message: impl Into<String>) -> HttpResponse {
+    HttpResponse::build(status).json(json!({ "error": message.into() }))
+}
+
+/// Binds the API and returns the server future to spawn (bind errors name the address).
+pub fn start(bind: &str, state: ApiState) -> Result<actix_web::dev::Server> {
+    let listener = TcpListener::bind(bind)
+        .with_context(|| format!("control API cannot listen on {bind} (is another coordinator running? set api.bind)"))?;
+    let local = listener.local_addr().ok();
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(web::QueryConfig::default().error_handler(|err, _req| {
+                let message = format!("bad query string: {err}");
+                actix_web::error::InternalError::from_response(err, error(actix_web::http::StatusCode::BAD_REQUEST, message))
+                    .into()
+            }))
+            .app_data(web::PathConfig::default().error_handler(|err, _req| {
+                let message = format!("bad path parameter: {err}");
+                actix_web::error::InternalError::from_response(err, error(actix_web::http::StatusCode::BAD_REQUEST, message))
+                    .into()
+            }))
+            .wrap(auth::RequireToken)
+            .configure(status::routes)
+            .configure(dead_letters::routes)
+            .configure(debug::routes)
+            .default_service(web::to(|| async {
+                error(actix_web::http::StatusCode::NOT_FOUND, "no such route (see docs/operations.md for the API)")
+            }))
+    })
+    .workers(2)
+    .disable_signals()
+    .shutdown_timeout(2)
+    .listen(listener)
+    .with_context(|| format!("control API cannot serve on {bind}"))?
+    .run();
+    tracing::info!(addr = ?local, "control API listening");
+    Ok(server)
+}
