@@ -1,1 +1,4 @@
 //! placeholder during bootstrap
+pub mod data_server;
+pub mod process;
+pub mod runtime;
