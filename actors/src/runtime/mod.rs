@@ -15,10 +15,12 @@
 //! - `dead_letters`, `dead_letter_sink`: the durable store of undeliverable messages and the route to it.
 //! - `metrics`: Prometheus counters of the runtime.
 //! - `drill`: fault drills (panic, error, hang) for rehearsing failures.
+//! - `circuit_breaker`: the pure Closed/Open/HalfOpen state machine shared by sync and the data-server monitor.
 
 pub mod actor_ref;
 pub mod behavior;
 pub mod cell;
+pub mod circuit_breaker;
 pub mod child;
 pub mod dead_letter_sink;
 pub mod dead_letters;

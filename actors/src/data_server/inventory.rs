@@ -1,0 +1,239 @@
+//! The node's inventory: every servable file of every category, with size, mtime and the cached sha256 (or null).
+//!
+//! Walks each category root (blocking: run it off the request threads). Files still being written are left out:
+//! names starting with `.` or ending in `.tmp`, `.partial` or `.part` (files and directories alike). Symlinks are
+//! listed only when they point to a regular file inside the same root; symlinked directories are not followed, so a
+//! link loop cannot hang the walk. It never hashes: checksums appear once `/checksum` has computed them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::checksum::ChecksumCache;
+
+/// Directory depth below a category root beyond which the walk stops (a guard, not a limit anyone should meet).
+pub const MAX_DEPTH: usize = 32;
+
+/// `GET /inventory.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Inventory {
+    /// The node serving these files.
+    pub node: String,
+    /// When the inventory was made (RFC 3339, UTC).
+    pub generated_at: String,
+    /// Every servable file, sorted by category then path.
+    pub files: Vec<InventoryEntry>,
+}
+
+/// One servable file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InventoryEntry {
+    /// Its category.
+    pub category: String,
+    /// Its path inside the category, `/`-separated; fetch it at `/files/{category}/{path}`.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification, seconds since the Unix epoch (fractional).
+    pub mtime: f64,
+    /// sha256 (lowercase hex) if already computed for this size and mtime, else null.
+    pub sha256: Option<String>,
+}
+
+/// True for names of files still being written: `.hidden`, `*.tmp`, `*.partial`, `*.part`.
+pub fn is_temporary_name(name: &str) -> bool {
+    name.starts_with('.')
+        || [".tmp", ".partial", ".part"]
+            .iter()
+            .any(|suffix| name.ends_with(suffix))
+}
+
+/// Seconds since the Unix epoch (negative before it).
+pub fn unix_seconds(time: SystemTime) -> f64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => after.as_secs_f64(),
+        Err(before) => -before.duration().as_secs_f64(),
+    }
+}
+
+/// The inventory of `categories` (name → root directory) for `node`. Blocking.
+pub fn build_inventory(
+    node: &str,
+    categories: &BTreeMap<String, PathBuf>,
+    cache: &ChecksumCache,
+) -> Inventory {
+    let mut files = Vec::new();
+    for (category, root) in categories {
+        files.extend(scan_category(category, root, cache));
+    }
+    files.sort_by(|a, b| (&a.category, &a.path).cmp(&(&b.category, &b.path)));
+    Inventory {
+        node: node.to_string(),
+        generated_at: humantime::format_rfc3339(SystemTime::now()).to_string(),
+        files,
+    }
+}
+
+/// Every servable file under one category root. A missing root is an empty category; unreadable directories are
+/// logged and skipped.
+pub fn scan_category(category: &str, root: &Path, cache: &ChecksumCache) -> Vec<InventoryEntry> {
+    let Ok(root) = root.canonicalize() else {
+        tracing::debug!(category, root = %root.display(), "category directory missing; listing nothing for it");
+        return Vec::new();
+    };
+    let mut entries = Vec::new();
+    let mut pending = vec![(root.clone(), String::new(), 0usize)];
+    while let Some((dir, prefix, depth)) = pending.pop() {
+        let listing = match std::fs::read_dir(&dir) {
+            Ok(listing) => listing,
+            Err(error) => {
+                tracing::warn!(category, dir = %dir.display(), %error, "cannot list directory; skipping it");
+                continue;
+            }
+        };
+        for item in listing.flatten() {
+            let Some(name) = item.file_name().to_str().map(str::to_string) else {
+                tracing::warn!(category, dir = %dir.display(), "skipping a file whose name is not UTF-8");
+                continue;
+            };
+            if is_temporary_name(&name) {
+                continue;
+            }
+            let path = item.path();
+            let relative = if prefix.is_empty() {
+                name.clone()
+            } else {
+                format!("{prefix}/{name}")
+            };
+            let Ok(link_metadata) = item.metadata() else {
+                continue;
+            };
+            if link_metadata.is_dir() {
+                if depth + 1 < MAX_DEPTH {
+                    pending.push((path, relative, depth + 1));
+                } else {
+                    tracing::warn!(category, dir = %path.display(), "directory nesting too deep; not listed");
+                }
+                continue;
+            }
+            let metadata = if link_metadata.file_type().is_symlink() {
+                match path.canonicalize() {
+                    Ok(target) if target.starts_with(&root) => match std::fs::metadata(&target) {
+                        Ok(metadata) => metadata,
+                        Err(_) => continue,
+                    },
+                    _ => {
+                        tracing::debug!(category, path = %path.display(), "symlink leaves the root or dangles; not listed");
+                        continue;
+                    }
+                }
+            } else {
+                link_metadata
+            };
+            if !metadata.is_file() {
+                continue;
+            }
+            let Ok(mtime) = metadata.modified() else {
+                continue;
+            };
+            let canonical = path.canonicalize().unwrap_or(path);
+            entries.push(InventoryEntry {
+                category: category.to_string(),
+                path: relative,
+                size: metadata.len(),
+                mtime: unix_seconds(mtime),
+                sha256: cache.cached(&canonical, metadata.len(), mtime),
+            });
+        }
+    }
+    entries
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporary_names() {
+        let table = [
+            ("a.db", false),
+            ("model.pth", false),
+            ("data.npz", false),
+            ("tmp.db", false),
+            ("partial", false),
+            (".a.db.tmp", true),
+            (".hidden", true),
+            ("a.db.tmp", true),
+            ("a.npz.partial", true),
+            ("a.npz.part", true),
+        ];
+        for (name, temporary) in table {
+            assert_eq!(is_temporary_name(name), temporary, "{name}");
+        }
+    }
+
+    #[test]
+    fn lists_files_skips_temporaries_and_escaping_symlinks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let games = dir.path().join("games");
+        std::fs::create_dir_all(games.join("sub")).expect("mkdir");
+        std::fs::create_dir_all(games.join(".staging")).expect("mkdir");
+        std::fs::write(games.join("a.db"), b"abc").expect("write");
+        std::fs::write(games.join("sub/b.db"), b"hello").expect("write");
+        std::fs::write(games.join("c.db.tmp"), b"x").expect("write");
+        std::fs::write(games.join(".d.db"), b"x").expect("write");
+        std::fs::write(games.join("e.part"), b"x").expect("write");
+        std::fs::write(games.join(".staging/f.db"), b"x").expect("write");
+        std::fs::write(dir.path().join("secret"), b"secret").expect("write");
+        std::os::unix::fs::symlink(dir.path().join("secret"), games.join("escape"))
+            .expect("symlink");
+        std::os::unix::fs::symlink(games.join("a.db"), games.join("alias.db")).expect("symlink");
+        std::os::unix::fs::symlink(dir.path(), games.join("updir")).expect("symlink");
+
+        let categories: BTreeMap<String, PathBuf> = [
+            ("games".to_string(), games.clone()),
+            ("models".to_string(), dir.path().join("missing")),
+        ]
+        .into_iter()
+        .collect();
+        let cache = ChecksumCache::new(1);
+        let inventory = build_inventory("node-a", &categories, &cache);
+        assert_eq!(inventory.node, "node-a");
+        let listed: Vec<(&str, &str, u64)> = inventory
+            .files
+            .iter()
+            .map(|f| (f.category.as_str(), f.path.as_str(), f.size))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("games", "a.db", 3),
+                ("games", "alias.db", 3),
+                ("games", "sub/b.db", 5)
+            ]
+        );
+        assert!(inventory
+            .files
+            .iter()
+            .all(|f| f.sha256.is_none() && f.mtime > 0.0));
+        assert!(
+            humantime::parse_rfc3339(&inventory.generated_at).is_ok(),
+            "{}",
+            inventory.generated_at
+        );
+    }
+
+    #[test]
+    fn unix_seconds_before_and_after_the_epoch() {
+        assert_eq!(
+            unix_seconds(UNIX_EPOCH + std::time::Duration::from_millis(1500)),
+            1.5
+        );
+        assert_eq!(
+            unix_seconds(UNIX_EPOCH - std::time::Duration::from_secs(2)),
+            -2.0
+        );
+    }
+}
