@@ -1,1 +1,34 @@
-fn main() {}
+//! `coordinator`: the daemon and its command-line tools.
+//!
+//! Layout:
+//! - `cli`: the commands and flags (clap).
+//! - `config`: the config file's sections, loading with line/column errors, `COORDINATOR_*` overrides.
+//! - `telemetry`: logging setup (pretty or JSON lines) and the panic hook.
+//! - `daemon`: `coordinator run`: builds the tree, serves the API, waits for signals.
+//! - `api`: the control API routes.
+//! - `commands`: the other commands (check-config, status, dead-letters, data-server).
+//!
+//! `main` alone maps outcomes to exit codes: 0 success, 1 runtime failure (root gave up, unreachable daemon),
+//! 2 bad input (config, flags).
+
+mod api;
+mod cli;
+mod commands;
+mod config;
+mod daemon;
+mod telemetry;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match commands::dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

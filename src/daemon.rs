@@ -1,0 +1,123 @@
+//! `coordinator run`: builds the supervision tree from the config, serves the control API, and waits for
+//! SIGINT/SIGTERM (stop everything in reverse order, exit 0) or for the root supervisor to give up (exit 1).
+//!
+//! Tree (start order; stop is the reverse):
+//! `root` → `dead_letters`, `data_server_monitor`, `sync`, `scheduler`, `resources`.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use actors::placeholder::PlaceholderActor;
+use actors::runtime::dead_letters::{DeadLetterActor, DeadLetterStore};
+use actors::runtime::{ChildSpec, DeadLetterSink, Directory, RootExit, SupervisorSpec, WorkerSpec};
+use anyhow::{Context, Result};
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::api::{self, ApiState};
+use crate::config::Config;
+
+/// How the daemon ended.
+pub enum Outcome {
+    /// Stopped by a signal; every child stopped (or was aborted after its timeout).
+    Clean,
+    /// The root supervisor gave up.
+    RootGaveUp(String),
+}
+
+/// Runs the daemon until a signal or the root gives up.
+pub fn run(config: Config, node: String) -> Result<Outcome> {
+    let system = actix_rt::System::new();
+    system.block_on(run_tree(config, node))
+}
+
+fn placeholder(name: &str, role: &'static str, config: &Config, sink: &DeadLetterSink) -> ChildSpec {
+    WorkerSpec::<PlaceholderActor>::new(name, config.supervision.child_options(), sink)
+        .factory(move || PlaceholderActor { role })
+}
+
+async fn run_tree(config: Config, node: String) -> Result<Outcome> {
+    let started = Instant::now();
+    let sink = DeadLetterSink::new();
+    let child_options = config.supervision.child_options();
+
+    // Fail fast on an unusable store: a daemon that cannot keep dead letters must not pretend to run.
+    DeadLetterStore::open(&config.dead_letters.path, config.dead_letters.max_entries)
+        .with_context(|| format!("dead_letters.path: cannot open the store at {}", config.dead_letters.path.display()))?;
+
+    let directory_cell: Arc<OnceLock<Directory>> = Arc::new(OnceLock::new());
+    let dl_spec = WorkerSpec::<DeadLetterActor>::new("dead_letters", child_options, &sink);
+    let dl_ref = dl_spec.actor_ref();
+    {
+        let dl_ref = dl_ref.clone();
+        sink.install(move |letter| DeadLetterActor::offer(&dl_ref, letter));
+    }
+    let dl_config = config.dead_letters.clone();
+    let dl_directory = directory_cell.clone();
+    let dl_child = dl_spec.factory(move || DeadLetterActor::new(dl_config.clone(), dl_directory.clone()));
+
+    let mut root = SupervisorSpec::new("root", config.supervision.supervisor_options()).child(dl_child);
+    root = root.child(placeholder("data_server_monitor", "data-server monitor (issue 3)", &config, &sink));
+    if config.sync.enabled {
+        root = root.child(placeholder("sync", "sync coordinator (later issue)", &config, &sink));
+    }
+    if config.scheduler.enabled {
+        root = root.child(placeholder("scheduler", "selfplay scheduler (issue 4)", &config, &sink));
+    }
+    if config.resources.enabled {
+        root = root.child(placeholder("resources", "resource optimizer (later issue)", &config, &sink));
+    }
+
+    let mut handle = root.start_root();
+    let _ = directory_cell.set(handle.directory.clone());
+    handle.started().await;
+    tracing::info!(%node, elapsed_ms = started.elapsed().as_millis() as u64, "supervision tree started");
+
+    let api_server = if config.api.enabled {
+        let state = ApiState {
+            node: node.clone(),
+            started,
+            tree: handle.tree.clone(),
+            directory: handle.directory.clone(),
+            dead_letters: dl_ref.clone(),
+            token: config.api.token.clone(),
+            debug_endpoints: config.api.debug_endpoints,
+            ask_timeout: config.supervision.ask_timeout,
+        };
+        match api::start(&config.api.bind, state) {
+            Ok(server) => {
+                let server_handle = server.handle();
+                actix_rt::spawn(server);
+                Some(server_handle)
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "control API did not start; stopping the tree");
+                handle.shutdown().await;
+                return Err(e);
+            }
+        }
+    } else {
+        None
+    };
+
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let outcome = tokio::select! {
+        _ = sigterm.recv() => { tracing::info!("SIGTERM received; shutting down"); Outcome::Clean }
+        _ = sigint.recv() => { tracing::info!("SIGINT received; shutting down"); Outcome::Clean }
+        exit = handle.exited() => {
+            let RootExit::GaveUp { reason } = exit;
+            tracing::error!(%reason, "root supervisor gave up; stopping and exiting with code 1 so the service manager takes over");
+            Outcome::RootGaveUp(reason)
+        }
+    };
+    let stopping = Instant::now();
+    if let Some(server) = &api_server {
+        // Stop taking requests first, finishing those in flight (bounded by the server's shutdown timeout).
+        let _ = tokio::time::timeout(Duration::from_secs(3), server.stop(true)).await;
+    }
+    if !handle.shutdown().await {
+        tracing::warn!(budget = ?handle.shutdown_budget, "tree did not stop within its shutdown budget; exiting anyway");
+    }
+    tracing::info!(elapsed_ms = stopping.elapsed().as_millis() as u64, "shutdown complete");
+    Ok(outcome)
+}
