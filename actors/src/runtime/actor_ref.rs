@@ -86,6 +86,22 @@ impl<B: Behavior> ActorRef<B> {
         }
     }
 
+    /// `tell` that hands the message back instead of storing it as a dead letter when the mailbox cannot take it.
+    /// Only for the route into the dead-letter store itself, which must not recurse.
+    pub fn try_tell_raw<M>(&self, msg: M) -> Result<(), M>
+    where
+        M: Message,
+        B: Handles<M>,
+    {
+        match self.addr.try_send(Envelope { msg, meta: MessageMeta::for_send(), reply: None }) {
+            Ok(()) => {
+                self.shared.count_enqueued();
+                Ok(())
+            }
+            Err(SendError::Full(env)) | Err(SendError::Closed(env)) => Err(env.msg),
+        }
+    }
+
     /// Sends and waits for the reply, all within `timeout` (waiting for mailbox space counts too).
     pub async fn ask<M>(&self, msg: M, timeout: Duration) -> Result<M::Reply, DeliveryError>
     where

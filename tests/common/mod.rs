@@ -1,0 +1,207 @@
+//! Helpers for black-box tests: the real `coordinator` binary in a temp dir, free loopback ports, `COORDINATOR_*`
+//! cleared, and a deadline on every wait.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_coordinator");
+
+/// A free TCP port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// `coordinator` with a clean environment (no COORDINATOR_* from the caller) in `dir`.
+pub fn command(dir: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.current_dir(dir);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("COORDINATOR_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// Runs a command to completion within `timeout`.
+pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Output {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn coordinator");
+    let deadline = Instant::now() + timeout;
+    loop {
+        if child.try_wait().expect("try_wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!("command timed out after {timeout:?}; stderr: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A config for tests: free ports, state and data under the temp dir, fast supervision, debug endpoints on.
+pub fn test_config(api_port: u16, data_port: u16, extra: &str) -> String {
+    format!(
+        r#"node:
+  name: test-node
+supervision:
+  max_restarts: 3
+  within: 30s
+  backoff_initial: 10ms
+  backoff_max: 200ms
+  shutdown_timeout: 3s
+  watchdog_deadline: 2s
+  watchdog_check_every: 200ms
+dead_letters:
+  path: state/dead_letters.db
+api:
+  bind: 127.0.0.1:{api_port}
+  debug_endpoints: true
+logging:
+  format: json
+  level: info
+data_server:
+  bind: 127.0.0.1:{data_port}
+  root: data
+{extra}"#
+    )
+}
+
+/// A running daemon; killed on drop.
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub child: Child,
+    pub api: String,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts the daemon on `config_text` in a fresh temp dir and waits until `/health` answers 200.
+    pub fn start(config_text: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(dir, config_text)
+    }
+
+    pub fn start_in(dir: tempfile::TempDir, config_text: &str) -> Daemon {
+        std::fs::write(dir.path().join("config.yaml"), config_text).expect("write config");
+        let api = config_text
+            .lines()
+            .skip_while(|l| !l.starts_with("api:"))
+            .find_map(|l| l.trim().strip_prefix("bind: ").map(|b| format!("http://{b}")))
+            .expect("api.bind in test config");
+        let log = dir.path().join("daemon.log");
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = command(dir.path())
+            .args(["run", "--config", "config.yaml"])
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn daemon");
+        let mut daemon = Daemon { dir, child, api, log };
+        daemon.wait_healthy(Duration::from_secs(20));
+        daemon
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn wait_healthy(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("daemon exited early with {status}; log:\n{}", self.logs());
+            }
+            if let Ok((200, _)) = self.try_get("/health") {
+                return;
+            }
+            assert!(Instant::now() < deadline, "daemon not healthy within {timeout:?}; log:\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn try_get(&self, path: &str) -> Result<(u16, serde_json::Value), String> {
+        request("GET", &format!("{}{path}", self.api), None)
+    }
+
+    pub fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        self.try_get(path).unwrap_or_else(|e| panic!("GET {path}: {e}; log:\n{}", self.logs()))
+    }
+
+    pub fn post(&self, path: &str) -> (u16, serde_json::Value) {
+        request("POST", &format!("{}{path}", self.api), None).unwrap_or_else(|e| panic!("POST {path}: {e}"))
+    }
+
+    pub fn signal(&self, signal: i32) {
+        let rc = unsafe { libc::kill(self.child.id() as i32, signal) };
+        assert_eq!(rc, 0, "kill({signal}) failed");
+    }
+
+    /// Waits for the daemon to exit within `timeout`; `None` if it did not.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Polls `cond` on `/status` until it holds or `timeout` passes.
+    pub fn wait_status(&self, what: &str, timeout: Duration, cond: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (_, status) = self.get("/status");
+            if cond(&status) {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}; last status: {status}\nlog:\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP request on loopback with a 10 s deadline; any status is Ok.
+pub fn request(method: &str, url: &str, token: Option<&str>) -> Result<(u16, serde_json::Value), String> {
+    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
+    let mut req = agent.request(method, url);
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    let resp = match req.call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => return Err(e.to_string()),
+    };
+    let status = resp.status();
+    let text = resp.into_string().map_err(|e| e.to_string())?;
+    Ok((status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))))
+}
+
+/// The node named `name` in a `/status` tree.
+pub fn find_node<'a>(tree: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+    if tree["name"] == name {
+        return Some(tree);
+    }
+    tree["children"].as_array()?.iter().find_map(|c| find_node(c, name))
+}
