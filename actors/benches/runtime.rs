@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use actors::runtime::{
+use ::actors::runtime::{
     BackoffConfig, Behavior, ChildOptions, Ctx, DeadLetterSink, HandlerError, Handles, Message as RtMessage,
     SupervisorOptions, SupervisorSpec, WorkerSpec,
 };
@@ -87,8 +87,19 @@ fn main() {
     let messages = arg("--messages", 100_000);
     let rounds = arg("--rounds", 5);
     let restarts = arg("--restarts", 2_000);
-    // Spans on: INFO subscriber formatting into a null sink.
-    tracing_subscriber::fmt().with_writer(std::io::sink).with_max_level(tracing::Level::INFO).json().init();
+    // Spans on by default: an INFO subscriber formatting JSON into a null sink (`--subscriber off` or `warn` to compare).
+    let subscriber = std::env::args()
+        .collect::<Vec<_>>()
+        .windows(2)
+        .find(|w| w[0] == "--subscriber")
+        .map(|w| w[1].clone())
+        .unwrap_or_else(|| "info".to_string());
+    match subscriber.as_str() {
+        "off" => {}
+        "warn" => tracing_subscriber::fmt().with_writer(std::io::sink).with_max_level(tracing::Level::WARN).json().init(),
+        _ => tracing_subscriber::fmt().with_writer(std::io::sink).with_max_level(tracing::Level::INFO).json().init(),
+    }
+    println!("subscriber: {subscriber}");
     // Panics are expected in the restart bench; keep stderr quiet.
     std::panic::set_hook(Box::new(|_| {}));
 
