@@ -9,11 +9,13 @@
 //! - [`run`]: log files and child supervision shared by the executors.
 //! - [`local`]: [`LocalExecutor`], a job as a child process of this node.
 //! - [`ssh`]: [`SshExecutor`], a job on a peer through the `ssh` client.
+//! - [`executor`]: [`Executors`], dispatch of a job to the local or SSH executor by its node's placement.
 //! - [`tracker`]: [`JobTracker`], the pure job table (per-node limits, retries, history, snapshot).
 //! - [`demo`]: the `selfplay-demo` engine and [`count_games`].
 
 pub mod config;
 pub mod demo;
+pub mod executor;
 pub mod local;
 pub mod outcome;
 mod run;
@@ -23,6 +25,7 @@ pub mod tracker;
 
 pub use config::{JobsConfig, SshConfig};
 pub use demo::{count_games, run_selfplay_demo, DemoArgs, DemoError, DemoReport};
+pub use executor::{Executors, Placement};
 pub use local::LocalExecutor;
 pub use outcome::{GamesReport, JobOutcome, JobStatus};
 pub use spec::{render, validate_template, JobSpec, SpecError};
