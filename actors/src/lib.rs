@@ -8,6 +8,7 @@
 //! - `placeholder`: the stand-in for actors whose issues are not built yet.
 
 pub mod data_server;
+pub mod jobs;
 pub mod placeholder;
 pub mod process;
 pub mod runtime;
