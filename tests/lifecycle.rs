@@ -10,19 +10,26 @@ use common::{find_node, free_port, test_config, Daemon};
 #[test]
 fn panic_drill_restarts_the_actor_keeps_its_queue_and_dead_letters_the_in_flight_message() {
     let daemon = Daemon::start(&test_config(free_port(), free_port(), ""));
-    let before = daemon.get("/status").1["actors"]["resources"]["handled"].as_u64().unwrap();
+    let before = daemon.get("/status").1["actors"]["resources"]["handled"]
+        .as_u64()
+        .unwrap();
     let (code, _) = daemon.post("/debug/fail/resources?mode=panic");
     assert_eq!(code, 202);
     // Queue 50 pings right behind the panicking one.
     let (code, body) = daemon.post("/debug/ping/resources?count=50");
     assert_eq!(code, 202, "{body}");
-    let status = daemon.wait_status("50 queued pings handled after the restart", Duration::from_secs(10), |s| {
-        s["actors"]["resources"]["handled"].as_u64().unwrap_or(0) >= before + 50
-    });
+    let status = daemon.wait_status(
+        "50 queued pings handled after the restart",
+        Duration::from_secs(10),
+        |s| s["actors"]["resources"]["handled"].as_u64().unwrap_or(0) >= before + 50,
+    );
     let node = find_node(&status["tree"], "resources").unwrap();
     assert_eq!(node["restarts"], 1, "{node}");
     assert_eq!(node["state"], "running");
-    assert!(node["last_failure"]["reason"].as_str().unwrap().contains("fault drill: panic"));
+    assert!(node["last_failure"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("fault drill: panic"));
 
     let (_, letters) = daemon.get("/dead-letters?limit=10");
     let list = letters["dead_letters"].as_array().unwrap();
@@ -31,14 +38,19 @@ fn panic_drill_restarts_the_actor_keeps_its_queue_and_dead_letters_the_in_flight
     assert_eq!(list[0]["msg"], "Ping");
     assert_eq!(list[0]["status"], "pending");
     assert!(list[0]["correlation_id"].as_str().unwrap().len() == 16);
-    assert!(daemon.logs().contains("\"correlation_id\""), "JSON logs carry the message span");
+    assert!(
+        daemon.logs().contains("\"correlation_id\""),
+        "JSON logs carry the message span"
+    );
 }
 
 #[test]
 fn error_drill_is_a_dead_letter_and_no_restart() {
     let daemon = Daemon::start(&test_config(free_port(), free_port(), ""));
     assert_eq!(daemon.post("/debug/fail/sync?mode=error").0, 202);
-    daemon.wait_status("error recorded", Duration::from_secs(5), |s| s["actors"]["sync"]["failed"] == 1);
+    daemon.wait_status("error recorded", Duration::from_secs(5), |s| {
+        s["actors"]["sync"]["failed"] == 1
+    });
     let (_, status) = daemon.get("/status");
     assert_eq!(find_node(&status["tree"], "sync").unwrap()["restarts"], 0);
     let (_, letters) = daemon.get("/dead-letters");
@@ -50,25 +62,39 @@ fn hang_drill_is_caught_by_the_watchdog() {
     let daemon = Daemon::start(&test_config(free_port(), free_port(), ""));
     assert_eq!(daemon.post("/debug/fail/scheduler?mode=hang").0, 202);
     let status = daemon.wait_status("watchdog restart", Duration::from_secs(10), |s| {
-        find_node(&s["tree"], "scheduler").is_some_and(|n| n["restarts"] == 1 && n["state"] == "running")
+        find_node(&s["tree"], "scheduler")
+            .is_some_and(|n| n["restarts"] == 1 && n["state"] == "running")
     });
     let node = find_node(&status["tree"], "scheduler").unwrap();
-    assert!(node["last_failure"]["reason"].as_str().unwrap().contains("watchdog"), "{node}");
+    assert!(
+        node["last_failure"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("watchdog"),
+        "{node}"
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let (_, letters) = daemon.get("/dead-letters");
         if letters["total"] == 1 {
-            assert!(letters["dead_letters"][0]["error"].as_str().unwrap().contains("stopped making progress"));
+            assert!(letters["dead_letters"][0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("stopped making progress"));
             break;
         }
-        assert!(Instant::now() < deadline, "hung message not dead-lettered: {letters}");
+        assert!(
+            Instant::now() < deadline,
+            "hung message not dead-lettered: {letters}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 #[test]
 fn debug_endpoints_are_404_unless_enabled() {
-    let config = test_config(free_port(), free_port(), "").replace("debug_endpoints: true", "debug_endpoints: false");
+    let config = test_config(free_port(), free_port(), "")
+        .replace("debug_endpoints: true", "debug_endpoints: false");
     let daemon = Daemon::start(&config);
     assert_eq!(daemon.post("/debug/fail/sync?mode=panic").0, 404);
     let (_, status) = daemon.get("/status");
@@ -86,7 +112,9 @@ fn repeated_panics_escalate_and_the_daemon_exits_1() {
         }
         std::thread::sleep(Duration::from_millis(300));
     }
-    let status = daemon.wait_exit(Duration::from_secs(20)).expect("daemon exits after the root gives up");
+    let status = daemon
+        .wait_exit(Duration::from_secs(20))
+        .expect("daemon exits after the root gives up");
     assert_eq!(status.code(), Some(1), "log:\n{}", daemon.logs());
     assert!(daemon.logs().contains("restart intensity exceeded"));
 }
@@ -97,7 +125,9 @@ fn dead_letters_survive_kill_9() {
     let config = test_config(api, free_port(), "");
     let mut daemon = Daemon::start(&config);
     assert_eq!(daemon.post("/debug/fail/sync?mode=error").0, 202);
-    daemon.wait_status("letter stored", Duration::from_secs(5), |s| s["actors"]["dead_letters"]["handled"].as_u64().unwrap_or(0) >= 1);
+    daemon.wait_status("letter stored", Duration::from_secs(5), |s| {
+        s["actors"]["dead_letters"]["handled"].as_u64().unwrap_or(0) >= 1
+    });
     let (_, before) = daemon.get("/dead-letters");
     assert_eq!(before["total"], 1);
     daemon.signal(libc::SIGKILL);
@@ -112,9 +142,16 @@ fn dead_letters_survive_kill_9() {
         },
         Duration::from_secs(20),
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let listing = String::from_utf8_lossy(&out.stdout);
-    assert!(listing.contains("sync") && listing.contains("Ping"), "{listing}");
+    assert!(
+        listing.contains("sync") && listing.contains("Ping"),
+        "{listing}"
+    );
 
     // And a restarted daemon lists it too.
     let dir = std::mem::replace(&mut daemon.dir, tempfile::tempdir().unwrap());
@@ -122,7 +159,10 @@ fn dead_letters_survive_kill_9() {
     let restarted = Daemon::start_in(dir, &config);
     let (_, after) = restarted.get("/dead-letters");
     assert_eq!(after["total"], 1, "{after}");
-    assert_eq!(after["dead_letters"][0]["id"], before["dead_letters"][0]["id"]);
+    assert_eq!(
+        after["dead_letters"][0]["id"],
+        before["dead_letters"][0]["id"]
+    );
 }
 
 #[test]
@@ -131,25 +171,44 @@ fn sigterm_stops_cleanly_within_the_shutdown_time() {
     let started = Instant::now();
     daemon.signal(libc::SIGTERM);
     // 5 children x shutdown_timeout 3 s is the bound; idle actors stop at once.
-    let status = daemon.wait_exit(Duration::from_secs(16)).expect("exits after SIGTERM");
+    let status = daemon
+        .wait_exit(Duration::from_secs(16))
+        .expect("exits after SIGTERM");
     assert_eq!(status.code(), Some(0), "log:\n{}", daemon.logs());
     let logs = daemon.logs();
     assert!(logs.contains("shutdown complete"), "{logs}");
     // Reverse start order: resources stops before dead_letters.
-    let resources = logs.find("\"child\":\"resources\"").expect("resources stop logged");
-    let dead_letters = logs.rfind("\"child\":\"dead_letters\"").expect("dead_letters stop logged");
+    let resources = logs
+        .find("\"child\":\"resources\"")
+        .expect("resources stop logged");
+    let dead_letters = logs
+        .rfind("\"child\":\"dead_letters\"")
+        .expect("dead_letters stop logged");
     assert!(resources < dead_letters);
     eprintln!("SIGTERM to exit: {:?}", started.elapsed());
 }
 
 #[test]
 fn token_guards_non_get_requests() {
-    let config = test_config(free_port(), free_port(), "").replace("debug_endpoints: true", "debug_endpoints: true\n  token: s3cret");
+    let config = test_config(free_port(), free_port(), "").replace(
+        "debug_endpoints: true",
+        "debug_endpoints: true\n  token: s3cret",
+    );
     let daemon = Daemon::start(&config);
     assert_eq!(daemon.post("/dead-letters/purge").0, 401);
-    let (code, _) = common::request("POST", &format!("{}/dead-letters/purge", daemon.api), Some("wrong")).unwrap();
+    let (code, _) = common::request(
+        "POST",
+        &format!("{}/dead-letters/purge", daemon.api),
+        Some("wrong"),
+    )
+    .unwrap();
     assert_eq!(code, 401);
-    let (code, body) = common::request("POST", &format!("{}/dead-letters/purge", daemon.api), Some("s3cret")).unwrap();
+    let (code, body) = common::request(
+        "POST",
+        &format!("{}/dead-letters/purge", daemon.api),
+        Some("s3cret"),
+    )
+    .unwrap();
     assert_eq!(code, 200, "{body}");
     assert_eq!(daemon.get("/health").0, 200, "GET needs no token");
 }

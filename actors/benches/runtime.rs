@@ -7,11 +7,11 @@
 
 use std::time::{Duration, Instant};
 
-use actix::prelude::*;
 use ::actors::runtime::{
-    BackoffConfig, Behavior, ChildOptions, Ctx, DeadLetterSink, HandlerError, Handles, Message as RtMessage,
-    SupervisorOptions, SupervisorSpec, WorkerSpec,
+    BackoffConfig, Behavior, ChildOptions, Ctx, DeadLetterSink, HandlerError, Handles,
+    Message as RtMessage, SupervisorOptions, SupervisorSpec, WorkerSpec,
 };
+use actix::prelude::*;
 use serde::{Deserialize, Serialize};
 
 // ---- plain actix ----
@@ -96,8 +96,16 @@ fn main() {
         .unwrap_or_else(|| "info".to_string());
     match subscriber.as_str() {
         "off" => {}
-        "warn" => tracing_subscriber::fmt().with_writer(std::io::sink).with_max_level(tracing::Level::WARN).json().init(),
-        _ => tracing_subscriber::fmt().with_writer(std::io::sink).with_max_level(tracing::Level::INFO).json().init(),
+        "warn" => tracing_subscriber::fmt()
+            .with_writer(std::io::sink)
+            .with_max_level(tracing::Level::WARN)
+            .json()
+            .init(),
+        _ => tracing_subscriber::fmt()
+            .with_writer(std::io::sink)
+            .with_max_level(tracing::Level::INFO)
+            .json()
+            .init(),
     }
     println!("subscriber: {subscriber}");
     // Panics are expected in the restart bench; keep stderr quiet.

@@ -11,7 +11,10 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_coordinator");
 
 /// A free TCP port on 127.0.0.1 (bound, then released).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 /// `coordinator` with a clean environment (no COORDINATOR_* from the caller) in `dir`.
@@ -38,7 +41,10 @@ pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Output {
         if Instant::now() > deadline {
             let _ = child.kill();
             let out = child.wait_with_output().expect("output");
-            panic!("command timed out after {timeout:?}; stderr: {}", String::from_utf8_lossy(&out.stderr));
+            panic!(
+                "command timed out after {timeout:?}; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -92,7 +98,11 @@ impl Daemon {
         let api = config_text
             .lines()
             .skip_while(|l| !l.starts_with("api:"))
-            .find_map(|l| l.trim().strip_prefix("bind: ").map(|b| format!("http://{b}")))
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("bind: ")
+                    .map(|b| format!("http://{b}"))
+            })
             .expect("api.bind in test config");
         let log = dir.path().join("daemon.log");
         let log_file = std::fs::File::create(&log).expect("log file");
@@ -102,7 +112,12 @@ impl Daemon {
             .stderr(log_file)
             .spawn()
             .expect("spawn daemon");
-        let mut daemon = Daemon { dir, child, api, log };
+        let mut daemon = Daemon {
+            dir,
+            child,
+            api,
+            log,
+        };
         daemon.wait_healthy(Duration::from_secs(20));
         daemon
     }
@@ -124,7 +139,11 @@ impl Daemon {
             if let Ok((200, _)) = self.try_get("/health") {
                 return;
             }
-            assert!(Instant::now() < deadline, "daemon not healthy within {timeout:?}; log:\n{}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "daemon not healthy within {timeout:?}; log:\n{}",
+                self.logs()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -134,11 +153,13 @@ impl Daemon {
     }
 
     pub fn get(&self, path: &str) -> (u16, serde_json::Value) {
-        self.try_get(path).unwrap_or_else(|e| panic!("GET {path}: {e}; log:\n{}", self.logs()))
+        self.try_get(path)
+            .unwrap_or_else(|e| panic!("GET {path}: {e}; log:\n{}", self.logs()))
     }
 
     pub fn post(&self, path: &str) -> (u16, serde_json::Value) {
-        request("POST", &format!("{}{path}", self.api), None).unwrap_or_else(|e| panic!("POST {path}: {e}"))
+        request("POST", &format!("{}{path}", self.api), None)
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"))
     }
 
     pub fn signal(&self, signal: i32) {
@@ -161,14 +182,23 @@ impl Daemon {
     }
 
     /// Polls `cond` on `/status` until it holds or `timeout` passes.
-    pub fn wait_status(&self, what: &str, timeout: Duration, cond: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    pub fn wait_status(
+        &self,
+        what: &str,
+        timeout: Duration,
+        cond: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let deadline = Instant::now() + timeout;
         loop {
             let (_, status) = self.get("/status");
             if cond(&status) {
                 return status;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}; last status: {status}\nlog:\n{}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; last status: {status}\nlog:\n{}",
+                self.logs()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -182,8 +212,14 @@ impl Drop for Daemon {
 }
 
 /// One HTTP request on loopback with a 10 s deadline; any status is Ok.
-pub fn request(method: &str, url: &str, token: Option<&str>) -> Result<(u16, serde_json::Value), String> {
-    let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
+pub fn request(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+) -> Result<(u16, serde_json::Value), String> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(10))
+        .build();
     let mut req = agent.request(method, url);
     if let Some(t) = token {
         req = req.set("Authorization", &format!("Bearer {t}"));
@@ -195,7 +231,10 @@ pub fn request(method: &str, url: &str, token: Option<&str>) -> Result<(u16, ser
     };
     let status = resp.status();
     let text = resp.into_string().map_err(|e| e.to_string())?;
-    Ok((status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))))
+    Ok((
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    ))
 }
 
 /// The node named `name` in a `/status` tree.
@@ -203,5 +242,8 @@ pub fn find_node<'a>(tree: &'a serde_json::Value, name: &str) -> Option<&'a serd
     if tree["name"] == name {
         return Some(tree);
     }
-    tree["children"].as_array()?.iter().find_map(|c| find_node(c, name))
+    tree["children"]
+        .as_array()?
+        .iter()
+        .find_map(|c| find_node(c, name))
 }

@@ -93,7 +93,11 @@ impl<B: Behavior> ActorRef<B> {
         M: Message,
         B: Handles<M>,
     {
-        match self.addr.try_send(Envelope { msg, meta: MessageMeta::for_send(), reply: None }) {
+        match self.addr.try_send(Envelope {
+            msg,
+            meta: MessageMeta::for_send(),
+            reply: None,
+        }) {
             Ok(()) => {
                 self.shared.count_enqueued();
                 Ok(())

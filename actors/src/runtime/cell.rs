@@ -246,16 +246,15 @@ impl<B: Behavior> Cell<B> {
             })),
             None => unreachable_state(),
         };
-        let (handled, failed) = self.core.counters(M::NAME).clone();
         match outcome {
             Ok(Ok(reply)) => {
                 shared.count_handled();
-                handled.inc();
+                self.core.counters(M::NAME).0.inc();
                 Ok(reply)
             }
             Ok(Err(error)) if !error.crash => {
                 shared.count_failed();
-                failed.inc();
+                self.core.counters(M::NAME).1.inc();
                 tracing::warn!(%error, "handler failed; message stored as a dead letter, actor goes on");
                 self.core.store_letter(msg, meta, &error.message);
                 Err(DeliveryError::Handler {
@@ -265,7 +264,7 @@ impl<B: Behavior> Cell<B> {
             }
             Ok(Err(error)) => {
                 shared.count_failed();
-                failed.inc();
+                self.core.counters(M::NAME).1.inc();
                 let reason = format!("handler reported a crash: {}", error.message);
                 tracing::error!(%reason, "message stored as a dead letter; actor restarts with fresh state");
                 self.core.store_letter(msg, meta, &reason);
@@ -277,7 +276,7 @@ impl<B: Behavior> Cell<B> {
             }
             Err(panic) => {
                 shared.count_failed();
-                failed.inc();
+                self.core.counters(M::NAME).1.inc();
                 let text = panic_text(&panic);
                 let reason = format!("panic: {text}");
                 tracing::error!(%reason, "handler panicked; message stored as a dead letter, actor restarts with fresh state");

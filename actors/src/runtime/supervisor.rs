@@ -374,10 +374,15 @@ impl Supervisor {
                     delay_ms = delay.as_millis() as u64, strategy = ?self.options.strategy,
                     "child ended; restarting it after backoff"
                 );
-                let timer = ctx.run_later(delay, move |sup, _ctx| {
-                    sup.restart_children(index, affected)
-                });
-                self.restart_timers.push(timer);
+                if delay.is_zero() {
+                    // No timer round trip (its granularity is 1 ms) when the backoff is zero.
+                    self.restart_children(index, affected);
+                } else {
+                    let timer = ctx.run_later(delay, move |sup, _ctx| {
+                        sup.restart_children(index, affected)
+                    });
+                    self.restart_timers.push(timer);
+                }
             }
         }
     }
