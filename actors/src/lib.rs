@@ -1,1 +1,2 @@
 //! placeholder during bootstrap
+pub mod scheduler;
