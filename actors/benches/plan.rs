@@ -15,6 +15,8 @@ const GPUS: [(&str, u32); 6] = [
     ("L40S", 48),
 ];
 
+const GAME_COUNTS: [u64; 6] = [0, 300, 1200, 2500, 8000, 40000];
+
 fn state(nodes: usize, scope: &str) -> String {
     let configs: Vec<_> = actors::scheduler::board::ConfigKey::all()
         .iter()
@@ -22,7 +24,7 @@ fn state(nodes: usize, scope: &str) -> String {
         .map(|(i, c)| {
             json!({
                 "config": c.to_string(),
-                "game_count": [0, 300, 1200, 2500, 8000, 40000][i % 6],
+                "game_count": GAME_COUNTS[i % GAME_COUNTS.len()],
                 "cluster_game_count": i * 1500,
                 "elo": 1300.0 + 60.0 * i as f64,
                 "staleness_hours": (i % 5) as f64 * 3.0,
