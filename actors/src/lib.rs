@@ -5,6 +5,8 @@
 //!   domain-specific).
 //! - `process`: child processes owned by the daemon (own process group, parent-death signal, SIGTERM then SIGKILL).
 //! - `data_server`: the file server process (`coordinator data-server`) and its configuration.
+//! - `scheduler`: the selfplay scheduler's pure policy (boards, priorities, budgets, allocation) and the plan dry run.
+//! - `jobs`: selfplay jobs: command templates, local and SSH executors, the job table, the demo engine.
 //! - `placeholder`: the stand-in for actors whose issues are not built yet.
 
 pub mod data_server;
@@ -12,3 +14,4 @@ pub mod jobs;
 pub mod placeholder;
 pub mod process;
 pub mod runtime;
+pub mod scheduler;

@@ -1,0 +1,22 @@
+//! The selfplay scheduler's pure policy: which config to play, how hard to search, and where.
+//!
+//! Layout (every module is pure: no actix, no I/O, no clock):
+//! - `board`: [`board::BoardType`] and [`board::ConfigKey`], the one parser for board names.
+//! - `config`: [`config::SchedulerPolicyConfig`], every weight, threshold and table with the
+//!   domain numbers as defaults.
+//! - `priority`: the priority score of one config (additive terms, multipliers, starvation tiers).
+//! - `weights`: dynamic weights that follow cluster state, clamped to bounds.
+//! - `budget`: search budgets, the large-board cap, target games and games needed.
+//! - `allocation`: games per config per node (capacity, cost, GPU caps, health, floors, 3p/4p
+//!   minimums), with the per-plan node cap fix.
+//! - `target_jobs`: how many jobs a node should run at once.
+//! - `plan`: the `coordinator plan` dry run: the plan state JSON in, the plan JSON out.
+
+pub mod allocation;
+pub mod board;
+pub mod budget;
+pub mod config;
+pub mod plan;
+pub mod priority;
+pub mod target_jobs;
+pub mod weights;

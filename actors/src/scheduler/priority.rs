@@ -1,0 +1,594 @@
+//! The priority score of one config: which board/player config should get self-play games next.
+//!
+//! Score = (sum of weighted additive terms) x exploration boost x momentum x velocity multiplier
+//! x Elo-gap factor x override-tier multiplier x player multiplier x cascade x starvation
+//! multiplier (`shared/domain/scheduler.md`, "Priority formula"). Every function here is pure:
+//! the signals come in a [`PrioritySignals`], the weights and shapes from the policy config.
+
+use serde::Serialize;
+
+use super::board::ConfigKey;
+use super::config::{
+    ClusterBoostPolicy, DataDeficitPolicy, EloPolicy, PriorityPolicy, PriorityWeights,
+    StalenessPolicy, StarvationPolicy, VelocityPolicy, VoiPolicy,
+};
+
+/// Everything known about one config when its priority is computed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrioritySignals {
+    /// The config.
+    pub config: ConfigKey,
+    /// Hours since the config last got new games.
+    pub staleness_hours: f64,
+    /// Elo per day (feeds the additive velocity term).
+    pub elo_velocity_per_day: f64,
+    /// Elo per hour (sets the velocity multiplier).
+    pub elo_velocity_per_hour: f64,
+    /// Training is waiting for this config's data.
+    pub training_pending: bool,
+    /// Exploration boost (1.0 = none); also a multiplier.
+    pub exploration_boost: f64,
+    /// Curriculum weight after normalisation (1.0 = neutral).
+    pub curriculum_weight: f64,
+    /// Improvement boost (-0.10..+0.15).
+    pub improvement_boost: f64,
+    /// Architecture boost (0.30 x the highest architecture weight; 0 = none).
+    pub architecture_boost: f64,
+    /// Data quality 0-1.
+    pub quality: f64,
+    /// Penalty added by QUALITY_DEGRADED (<= 0).
+    pub quality_penalty: f64,
+    /// Momentum multiplier (0.5..1.5).
+    pub momentum: f64,
+    /// Games this node knows of.
+    pub game_count: u64,
+    /// Games across the cluster.
+    pub cluster_game_count: u64,
+    /// Current Elo.
+    pub current_elo: f64,
+    /// Elo uncertainty.
+    pub elo_uncertainty: f64,
+    /// Elo the config aims for.
+    pub target_elo: f64,
+    /// Opponent diversity 0-1.
+    pub diversity: f64,
+    /// Cascade training multiplier (1.0 = none).
+    pub cascade: f64,
+}
+
+impl PrioritySignals {
+    /// Signals of a config with `game_count` games and nothing else known: the policy's
+    /// fallbacks (staleness, Elo), uncertainty derived from the game count, and neutral values
+    /// for the rest (architecture 0, quality penalty 0, cascade 1.0, target Elo from the policy).
+    pub fn with_defaults(config: ConfigKey, game_count: u64, policy: &PriorityPolicy) -> Self {
+        PrioritySignals {
+            config,
+            staleness_hours: policy.staleness.fallback_hours,
+            elo_velocity_per_day: 0.0,
+            elo_velocity_per_hour: 0.0,
+            training_pending: false,
+            exploration_boost: 1.0,
+            curriculum_weight: 1.0,
+            improvement_boost: 0.0,
+            architecture_boost: 0.0,
+            quality: policy.quality.baseline,
+            quality_penalty: 0.0,
+            momentum: 1.0,
+            game_count,
+            cluster_game_count: 0,
+            current_elo: policy.elo.fallback_elo,
+            elo_uncertainty: elo_uncertainty(game_count, &policy.elo),
+            target_elo: policy.elo.target_elo,
+            diversity: 0.0,
+            cascade: 1.0,
+        }
+    }
+}
+
+/// Data starvation tier of a config, by game count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StarvationTier {
+    /// Fewest games: the largest multiplier.
+    Ultra,
+    /// Second tier.
+    Emergency,
+    /// Third tier.
+    Critical,
+    /// Mildest tier.
+    Warning,
+}
+
+impl StarvationTier {
+    /// `ULTRA`, `EMERGENCY`, `CRITICAL` or `WARNING`.
+    pub fn name(self) -> &'static str {
+        match self {
+            StarvationTier::Ultra => "ULTRA",
+            StarvationTier::Emergency => "EMERGENCY",
+            StarvationTier::Critical => "CRITICAL",
+            StarvationTier::Warning => "WARNING",
+        }
+    }
+}
+
+/// The tier for `game_count`, or `None` when the config is not starved.
+pub fn starvation_tier(game_count: u64, policy: &StarvationPolicy) -> Option<StarvationTier> {
+    [
+        (policy.ultra, StarvationTier::Ultra),
+        (policy.emergency, StarvationTier::Emergency),
+        (policy.critical, StarvationTier::Critical),
+        (policy.warning, StarvationTier::Warning),
+    ]
+    .into_iter()
+    .find(|(tier, _)| game_count < tier.below_games)
+    .map(|(_, tier)| tier)
+}
+
+/// Score multiplier of the starvation tier (1.0 when not starved).
+pub fn starvation_multiplier(game_count: u64, policy: &StarvationPolicy) -> f64 {
+    match starvation_tier(game_count, policy) {
+        Some(StarvationTier::Ultra) => policy.ultra.multiplier,
+        Some(StarvationTier::Emergency) => policy.emergency.multiplier,
+        Some(StarvationTier::Critical) => policy.critical.multiplier,
+        Some(StarvationTier::Warning) => policy.warning.multiplier,
+        None => 1.0,
+    }
+}
+
+/// Elo uncertainty from the game count: `max(floor, scale / sqrt(games))`, `scale` at 0 games.
+pub fn elo_uncertainty(game_count: u64, policy: &EloPolicy) -> f64 {
+    if game_count == 0 {
+        return policy.uncertainty_scale;
+    }
+    (policy.uncertainty_scale / (game_count as f64).sqrt()).max(policy.uncertainty_floor)
+}
+
+/// Staleness factor 0-1.
+pub fn staleness_factor(hours: f64, policy: &StalenessPolicy) -> f64 {
+    if hours < policy.fresh_hours {
+        return 0.0;
+    }
+    if hours > policy.max_hours {
+        return 1.0;
+    }
+    let span = policy.stale_hours - policy.fresh_hours;
+    if span <= 0.0 {
+        return 1.0;
+    }
+    ((hours - policy.fresh_hours) / span).min(1.0)
+}
+
+/// Additive velocity factor `1 - e^(-v / day_scale)` for Elo/day `v` (0 when `v <= 0`).
+pub fn velocity_factor(elo_per_day: f64, policy: &VelocityPolicy) -> f64 {
+    if elo_per_day <= 0.0 {
+        return 0.0;
+    }
+    1.0 - (-elo_per_day / policy.day_scale).exp()
+}
+
+/// Velocity multiplier from Elo/hour.
+pub fn velocity_multiplier(elo_per_hour: f64, policy: &VelocityPolicy) -> f64 {
+    if elo_per_hour < 0.0 {
+        policy.regressing_multiplier
+    } else if elo_per_hour == 0.0 {
+        policy.flat_multiplier
+    } else {
+        policy.positive_base
+            + policy.positive_saturating
+                * (1.0 - (-elo_per_hour / policy.positive_hour_scale).exp())
+            + policy.positive_linear * (elo_per_hour / policy.positive_linear_full).min(1.0)
+    }
+}
+
+/// Data deficit factor `max(0, 1 - games / target)` against an explicit target.
+pub fn data_deficit_factor(game_count: u64, target_games: u64) -> f64 {
+    if target_games == 0 {
+        return 0.0;
+    }
+    (1.0 - game_count as f64 / target_games as f64).max(0.0)
+}
+
+/// The deficit target of a board size.
+pub fn data_deficit_target(is_large: bool, policy: &DataDeficitPolicy) -> u64 {
+    if is_large {
+        policy.large_board_target_games
+    } else {
+        policy.target_games
+    }
+}
+
+/// Expected uncertainty reduction per game: `unc / sqrt(games)`, `unc` at 0 games.
+pub fn info_gain_per_game(elo_uncertainty: f64, game_count: u64) -> f64 {
+    if game_count == 0 {
+        elo_uncertainty
+    } else {
+        elo_uncertainty / (game_count as f64).sqrt()
+    }
+}
+
+/// Value-of-information score 0-1 from uncertainty, Elo gap and info gain per game.
+pub fn voi_score(uncertainty: f64, elo_gap: f64, info_gain: f64, policy: &VoiPolicy) -> f64 {
+    policy.uncertainty_share * (uncertainty / policy.max_uncertainty).min(1.0)
+        + policy.gap_share * (elo_gap / policy.max_gap).min(1.0)
+        + policy.info_share * (info_gain / policy.max_info_gain).min(1.0)
+}
+
+/// Cluster boost `cb` for the cluster-wide game count.
+pub fn cluster_boost(cluster_game_count: u64, policy: &ClusterBoostPolicy) -> f64 {
+    policy
+        .tiers
+        .iter()
+        .find(|tier| cluster_game_count < tier.below_games)
+        .map_or(policy.otherwise, |tier| tier.multiplier)
+}
+
+/// Elo-gap factor: `mature_factor` at or above the target, else `min(max, 1 + gap / scale)`.
+pub fn elo_gap_factor(current_elo: f64, target_elo: f64, policy: &EloPolicy) -> f64 {
+    if current_elo >= target_elo {
+        return policy.mature_factor;
+    }
+    (1.0 + (target_elo - current_elo) / policy.gap_scale).min(policy.max_gap_factor)
+}
+
+/// Override tier of a canonical config (the static table by player count).
+pub fn static_override_tier(config: ConfigKey, policy: &PriorityPolicy) -> i8 {
+    policy.override_tiers.static_tiers.get(config.players)
+}
+
+/// Override tier from live state; the original used it only for keys outside its static table.
+pub fn dynamic_override_tier(game_count: u64, elo: f64, policy: &PriorityPolicy) -> i8 {
+    let tiers = &policy.override_tiers;
+    if elo >= policy.elo.target_elo {
+        3
+    } else if game_count < tiers.dynamic_urgent_below_games {
+        -1
+    } else if game_count < tiers.dynamic_critical_below_games
+        || elo < tiers.dynamic_critical_below_elo
+    {
+        0
+    } else if elo < tiers.dynamic_high_below_elo {
+        1
+    } else {
+        2
+    }
+}
+
+/// Player multiplier: the tier-0 multiplier for tier 0, else by player count.
+pub fn player_multiplier(players: u8, tier: i8, policy: &PriorityPolicy) -> f64 {
+    if tier == 0 {
+        policy.players.tier0_multiplier
+    } else {
+        policy.players.by_players.get(players)
+    }
+}
+
+/// The score and how it came about.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PriorityBreakdown {
+    /// Sum of the weighted additive terms.
+    pub additive: f64,
+    /// Product of every multiplier.
+    pub multiplier: f64,
+    /// `additive x multiplier`.
+    pub score: f64,
+    /// Starvation tier, if any.
+    pub starvation: Option<StarvationTier>,
+    /// Override tier used.
+    pub override_tier: i8,
+}
+
+/// Sum of the weighted additive terms.
+pub fn additive_terms(s: &PrioritySignals, w: &PriorityWeights, p: &PriorityPolicy) -> f64 {
+    let staleness = staleness_factor(s.staleness_hours, &p.staleness) * w.staleness;
+    let velocity = velocity_factor(s.elo_velocity_per_day, &p.velocity) * w.velocity;
+    let training = if s.training_pending { w.training } else { 0.0 };
+    let exploration = (s.exploration_boost - 1.0) * w.exploration;
+    let curriculum = (s.curriculum_weight - 1.0) * w.curriculum;
+    let improvement = s
+        .improvement_boost
+        .clamp(p.improvement_boost_min, p.improvement_boost_max)
+        * w.improvement;
+    let quality = (s.quality - p.quality.baseline) * w.quality + s.quality_penalty;
+    let deficit_target = data_deficit_target(s.config.board.is_large(), &p.data_deficit);
+    let deficit = data_deficit_factor(s.game_count, deficit_target) * w.data_deficit;
+    let gap = (s.target_elo - s.current_elo).max(0.0);
+    let info = info_gain_per_game(s.elo_uncertainty, s.game_count);
+    let voi = voi_score(s.elo_uncertainty, gap, info, &p.voi) * w.voi;
+    let diversity = (1.0 - s.diversity) * w.diversity;
+    let cluster = (cluster_boost(s.cluster_game_count, &p.cluster_boost) - 1.0) * w.cluster;
+    staleness
+        + velocity
+        + training
+        + exploration
+        + curriculum
+        + improvement
+        + s.architecture_boost
+        + quality
+        + deficit
+        + voi
+        + diversity
+        + cluster
+}
+
+/// The full priority score of one config.
+pub fn priority_score(
+    s: &PrioritySignals,
+    w: &PriorityWeights,
+    p: &PriorityPolicy,
+) -> PriorityBreakdown {
+    let additive = additive_terms(s, w, p);
+    let tier = static_override_tier(s.config, p);
+    let momentum = s.momentum.clamp(p.momentum_min, p.momentum_max);
+    let multiplier = s.exploration_boost
+        * momentum
+        * velocity_multiplier(s.elo_velocity_per_hour, &p.velocity)
+        * elo_gap_factor(s.current_elo, s.target_elo, &p.elo)
+        * p.override_tiers.multiplier(tier)
+        * player_multiplier(s.config.players, tier, p)
+        * s.cascade
+        * starvation_multiplier(s.game_count, &p.starvation);
+    PriorityBreakdown {
+        additive,
+        multiplier,
+        score: additive * multiplier,
+        starvation: starvation_tier(s.game_count, &p.starvation),
+        override_tier: tier,
+    }
+}
+
+/// Partial curriculum normalisation: every weight times `1 + (n / sum(w) - 1) * scale`.
+pub fn normalise_curriculum_weights(weights: &mut [f64], scale: f64) {
+    let sum: f64 = weights.iter().sum();
+    if weights.is_empty() || sum <= 0.0 {
+        return;
+    }
+    let factor = 1.0 + (weights.len() as f64 / sum - 1.0) * scale;
+    for weight in weights {
+        *weight *= factor;
+    }
+}
+
+/// Priorities of many configs at once, in input order.
+pub fn priority_scores(
+    signals: &[PrioritySignals],
+    w: &PriorityWeights,
+    p: &PriorityPolicy,
+) -> Vec<PriorityBreakdown> {
+    signals.iter().map(|s| priority_score(s, w, p)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::board::BoardType;
+
+    fn key(text: &str) -> ConfigKey {
+        text.parse().unwrap()
+    }
+
+    /// The bare formula's inputs of scenario 1 (the original's `PriorityInputs` defaults).
+    fn bare(config: &str) -> PrioritySignals {
+        let policy = PriorityPolicy::default();
+        PrioritySignals {
+            staleness_hours: 0.0,
+            diversity: 1.0,
+            elo_uncertainty: 200.0,
+            ..PrioritySignals::with_defaults(key(config), 0, &policy)
+        }
+    }
+
+    fn score(s: &PrioritySignals) -> f64 {
+        let p = PriorityPolicy::default();
+        priority_score(s, &p.weights, &p).score
+    }
+
+    fn close(actual: f64, expected: f64) {
+        assert!(
+            (actual - expected).abs() < 1e-6,
+            "got {actual}, expected {expected}"
+        );
+    }
+
+    #[test]
+    fn scenario_1_default_inputs() {
+        for board in ["hex8", "square8"] {
+            close(score(&bare(&format!("{board}_2p"))), 2726.8);
+            close(score(&bare(&format!("{board}_3p"))), 340.85);
+            close(score(&bare(&format!("{board}_4p"))), 272.68);
+        }
+    }
+
+    #[test]
+    fn scenario_1_with_derived_uncertainty_of_zero_games() {
+        let p = PriorityPolicy::default();
+        for (config, expected) in [("hex8_2p", 2754.0), ("hex8_3p", 344.25), ("hex8_4p", 275.4)] {
+            let s = PrioritySignals {
+                elo_uncertainty: elo_uncertainty(0, &p.elo),
+                ..bare(config)
+            };
+            close(score(&s), expected);
+        }
+    }
+
+    #[test]
+    fn scenario_1_mature_config() {
+        // games 10000, elo 1700, stale 4h, unc 3, cluster games 20000: 6.4252/0.8031/0.6425.
+        let mature = |config: &str| PrioritySignals {
+            game_count: 10_000,
+            current_elo: 1700.0,
+            staleness_hours: 4.0,
+            elo_uncertainty: 3.0,
+            cluster_game_count: 20_000,
+            ..bare(config)
+        };
+        // Exact value of the formula; the domain file rounds it to 4 decimals.
+        let base = (0.30 + 0.9 * 0.10 + 0.02 * (0.4 * 0.01 + 0.3 * 0.6 + 0.3 * 0.003)) * 0.85 * 1.6;
+        for (config, mult, rounded) in [
+            ("hex8_2p", 12.0, 6.4252),
+            ("hex8_3p", 1.5, 0.8031),
+            ("hex8_4p", 1.2, 0.6425),
+        ] {
+            let actual = score(&mature(config));
+            close(actual, base * mult);
+            assert!(
+                (actual - rounded).abs() < 5e-5,
+                "{config}: {actual} vs {rounded}"
+            );
+        }
+    }
+
+    #[test]
+    fn scenario_3_staleness() {
+        let custom = StalenessPolicy {
+            fresh_hours: 1.0,
+            stale_hours: 12.0,
+            max_hours: 24.0,
+            fallback_hours: 168.0,
+        };
+        for (hours, expected) in [(0.5, 0.0), (1.0, 0.0), (6.5, 0.5), (100.0, 1.0)] {
+            close(staleness_factor(hours, &custom), expected);
+        }
+        let default = StalenessPolicy::default();
+        for (hours, expected) in [
+            (0.0, 0.0),
+            (2.5, 0.5),
+            (4.0, 1.0),
+            (168.0, 1.0),
+            (500.0, 1.0),
+        ] {
+            close(staleness_factor(hours, &default), expected);
+        }
+    }
+
+    #[test]
+    fn scenario_4_velocity_and_deficit() {
+        let v = VelocityPolicy::default();
+        assert!((velocity_factor(50.0, &v) - 0.777).abs() < 5e-4);
+        assert!((velocity_factor(100.0, &v) - 0.950).abs() < 5e-4);
+        close(velocity_factor(50.0, &v), 1.0 - (-50.0f64 / 33.33).exp());
+        close(velocity_factor(0.0, &v), 0.0);
+        close(velocity_factor(-5.0, &v), 0.0);
+        for (games, expected) in [(0, 1.0), (500, 0.5), (1500, 0.0)] {
+            close(data_deficit_factor(games, 1000), expected);
+        }
+    }
+
+    #[test]
+    fn velocity_multiplier_shapes() {
+        let v = VelocityPolicy::default();
+        close(velocity_multiplier(-1.0, &v), 1.3);
+        close(velocity_multiplier(0.0, &v), 0.85);
+        close(
+            velocity_multiplier(2.0, &v),
+            0.6 + 0.4 * (1.0 - (-1.0f64).exp()) + 0.04,
+        );
+        close(
+            velocity_multiplier(20.0, &v),
+            0.6 + 0.4 * (1.0 - (-10.0f64).exp()) + 0.2,
+        );
+    }
+
+    #[test]
+    fn scenario_5_voi_and_info_gain() {
+        let p = VoiPolicy::default();
+        close(voi_score(300.0, 0.0, 0.0, &p), 0.4);
+        close(voi_score(0.0, 500.0, 0.0, &p), 0.3);
+        close(voi_score(0.0, 0.0, 10.0, &p), 0.3);
+        close(voi_score(900.0, 900.0, 90.0, &p), 1.0);
+        close(info_gain_per_game(100.0, 0), 100.0);
+        close(info_gain_per_game(100.0, 100), 10.0);
+    }
+
+    #[test]
+    fn scenario_7_starvation_tiers() {
+        let p = StarvationPolicy::default();
+        let cases = [
+            (100, Some(StarvationTier::Ultra), 500.0),
+            (800, Some(StarvationTier::Emergency), 100.0),
+            (2000, Some(StarvationTier::Critical), 30.0),
+            (4000, Some(StarvationTier::Warning), 3.0),
+            (10000, None, 1.0),
+        ];
+        for (games, tier, mult) in cases {
+            assert_eq!(starvation_tier(games, &p), tier, "{games}");
+            close(starvation_multiplier(games, &p), mult);
+        }
+        assert_eq!(StarvationTier::Ultra.name(), "ULTRA");
+    }
+
+    #[test]
+    fn uncertainty_follows_game_count() {
+        let p = EloPolicy::default();
+        close(elo_uncertainty(0, &p), 300.0);
+        close(elo_uncertainty(1, &p), 300.0);
+        close(elo_uncertainty(100, &p), 30.0);
+        close(elo_uncertainty(25, &p), 60.0);
+        close(elo_uncertainty(1_000_000, &p), 30.0);
+    }
+
+    #[test]
+    fn cluster_boost_tiers() {
+        let p = ClusterBoostPolicy::default();
+        for (games, boost) in [
+            (0, 2.0),
+            (999, 2.0),
+            (1000, 1.5),
+            (4999, 1.5),
+            (5000, 1.2),
+            (10_000, 1.0),
+        ] {
+            close(cluster_boost(games, &p), boost);
+        }
+    }
+
+    #[test]
+    fn elo_gap_factor_and_tiers() {
+        let p = PriorityPolicy::default();
+        close(elo_gap_factor(2000.0, 2000.0, &p.elo), 0.3);
+        close(elo_gap_factor(1500.0, 2000.0, &p.elo), 2.0);
+        close(elo_gap_factor(0.0, 2000.0, &p.elo), 3.0);
+        assert_eq!(static_override_tier(key("hex8_2p"), &p), 0);
+        assert_eq!(static_override_tier(key("hex8_3p"), &p), 2);
+        assert_eq!(static_override_tier(key("hex8_4p"), &p), 3);
+        for (games, elo, tier) in [
+            (10, 2100.0, 3),
+            (10, 1500.0, -1),
+            (300, 1900.0, 0),
+            (1000, 1600.0, 0),
+            (1000, 1750.0, 1),
+            (1000, 1900.0, 2),
+        ] {
+            assert_eq!(dynamic_override_tier(games, elo, &p), tier, "{games} {elo}");
+        }
+        close(p.override_tiers.multiplier(-1), 4.0);
+        close(player_multiplier(2, 0, &p), 4.0);
+        close(player_multiplier(3, 2, &p), 1.2);
+        close(player_multiplier(2, 3, &p), 1.0);
+    }
+
+    #[test]
+    fn large_boards_use_the_large_deficit_target() {
+        let p = PriorityPolicy::default();
+        let small = PrioritySignals {
+            game_count: 75_000,
+            ..bare("hex8_2p")
+        };
+        let large = PrioritySignals {
+            config: ConfigKey::new(BoardType::Hexagonal, 2).unwrap(),
+            ..small.clone()
+        };
+        let diff = additive_terms(&large, &p.weights, &p) - additive_terms(&small, &p.weights, &p);
+        close(diff, (0.5 - 0.25) * 0.10);
+    }
+
+    #[test]
+    fn curriculum_normalisation_is_partial() {
+        let mut weights = [1.0, 1.0, 2.0];
+        normalise_curriculum_weights(&mut weights, 0.5);
+        let factor = 1.0 + (3.0 / 4.0 - 1.0) * 0.5;
+        close(weights[2], 2.0 * factor);
+        let mut neutral = [1.0; 12];
+        normalise_curriculum_weights(&mut neutral, 0.5);
+        close(neutral[0], 1.0);
+    }
+}
