@@ -1,1 +1,3 @@
 //! placeholder during bootstrap
+pub mod runtime;
+pub mod units;
