@@ -11,13 +11,13 @@
 //! counts the failure (retry count + 1) — a failing replay is never stored as a new letter, so it cannot loop.
 
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
 use super::config::DeadLetterConfig;
-use super::policy::{HealthLevel, LogLimiter};
-use super::record::{DeadLetter, DeadLetterStatus, NewDeadLetter};
+use super::policy::{DeadLetterHealth, LogDecision, LogLimiter, RetryPolicy};
+use super::record::{DeadLetter, DeadLetterPage, DeadLetterStatus, NewDeadLetter};
 use super::store::DeadLetterStore;
 use crate::runtime::ids::{CorrelationId, MessageMeta};
 use crate::runtime::metrics;
@@ -36,12 +36,6 @@ impl Message for StoreDeadLetter {
 pub struct ListDeadLetters {
     pub limit: usize,
     pub status: Option<DeadLetterStatus>,
-}
-/// A page of letters and the store's total.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DeadLetterPage {
-    pub dead_letters: Vec<DeadLetter>,
-    pub total: u64,
 }
 impl Message for ListDeadLetters {
     type Reply = DeadLetterPage;
@@ -95,18 +89,21 @@ pub struct DeadLetterActor {
     store: DeadLetterStore,
     directory: Arc<OnceLock<Directory>>,
     limiter: LogLimiter,
+    policy: RetryPolicy,
+    health: DeadLetterHealth,
     replaying: std::collections::HashSet<i64>,
 }
 
 impl DeadLetterActor {
     /// Opens the store (a failure here is a crash: the supervisor retries with backoff and escalates).
     pub fn new(config: DeadLetterConfig, directory: Arc<OnceLock<Directory>>) -> Self {
-        let store = match DeadLetterStore::open(&config.path, config.max_entries) {
+        let store = match DeadLetterStore::open_with_config(&config) {
             Ok(store) => store,
             Err(e) => panic!("dead-letter store unavailable: {e}"),
         };
-        let limiter = LogLimiter::new(config.log_first, config.log_summary_every);
-        DeadLetterActor { config, store, directory, limiter, replaying: Default::default() }
+        let limiter = LogLimiter::from_config(&config);
+        let policy = RetryPolicy::from_config(&config);
+        DeadLetterActor { config, store, directory, limiter, policy, health: DeadLetterHealth::Ok, replaying: Default::default() }
     }
 
     /// The sink's route into this actor: a plain `try_send` that hands the letter back when the mailbox cannot take it
@@ -115,13 +112,18 @@ impl DeadLetterActor {
         target.try_tell_raw(StoreDeadLetter(letter)).map_err(|StoreDeadLetter(l)| l)
     }
 
-    fn refresh_gauge(&self) {
+    fn refresh_gauge(&mut self) {
         if let Ok(counts) = self.store.counts() {
             metrics::runtime().dead_letters_pending.set(counts.pending as i64);
-            match self.config.health(counts.pending) {
-                HealthLevel::Ok => {}
-                HealthLevel::Warn => tracing::warn!(pending = counts.pending, "many dead letters pending; see `coordinator dead-letters list`"),
-                HealthLevel::Unhealthy => tracing::error!(pending = counts.pending, "dead letters piling up: the store is unhealthy; inspect and purge"),
+            let health =
+                DeadLetterHealth::from_pending(counts.pending, self.config.warn_pending, self.config.unhealthy_pending);
+            if health != self.health {
+                match health {
+                    DeadLetterHealth::Ok => tracing::info!(pending = counts.pending, "dead letters back under the warning level"),
+                    DeadLetterHealth::Warn => tracing::warn!(pending = counts.pending, "many dead letters pending; see `coordinator dead-letters list`"),
+                    DeadLetterHealth::Unhealthy => tracing::error!(pending = counts.pending, "dead letters piling up: the store is unhealthy; inspect, replay or purge"),
+                }
+                self.health = health;
             }
         }
     }
@@ -152,7 +154,7 @@ impl Behavior for DeadLetterActor {
     }
 
     fn stopping(&mut self, _ctx: &mut Ctx<'_, Self>) -> Option<futures::future::LocalBoxFuture<'static, ()>> {
-        self.limiter.quiet();
+        self.limiter.set_quiet(true);
         None
     }
 }
@@ -165,18 +167,19 @@ impl Handles<StoreDeadLetter> for DeadLetterActor {
             .insert(msg.0.clone(), now)
             .map_err(|e| HandlerError::fail(format!("dead letter not stored: {e}")))?;
         metrics::runtime().dead_letters_stored.inc();
-        if evicted > 0 {
-            metrics::runtime().dead_letters_evicted.inc_by(evicted as u64);
-            tracing::warn!(evicted, max_entries = self.config.max_entries, "dead-letter store full; oldest letters removed");
-        }
-        if let Some(summary) = self.limiter.record(now) {
-            match summary {
-                None => tracing::warn!(
-                    id = letter.id, actor = %letter.actor, msg = %letter.msg, error = %letter.error,
-                    correlation_id = %letter.correlation_id, "dead letter stored; inspect with `coordinator dead-letters show {}`", letter.id
-                ),
-                Some(suppressed) => tracing::warn!(suppressed, "more dead letters stored since the last summary; see `coordinator dead-letters list`"),
+        if !evicted.is_empty() {
+            metrics::runtime().dead_letters_evicted.inc_by(evicted.total());
+            if evicted.pending > 0 {
+                tracing::warn!(evicted_pending = evicted.pending, max_entries = self.config.max_entries, "dead-letter store full of pending letters; the oldest pending were removed (raise dead_letters.max_entries or purge)");
             }
+        }
+        match self.limiter.on_event(Instant::now()) {
+            LogDecision::Log => tracing::warn!(
+                id = letter.id, actor = %letter.actor, msg = %letter.msg, error = %letter.error,
+                correlation_id = %letter.correlation_id, "dead letter stored; inspect with `coordinator dead-letters show {}`", letter.id
+            ),
+            LogDecision::Summary { suppressed } => tracing::warn!(suppressed, "more dead letters stored since the last summary; see `coordinator dead-letters list`"),
+            LogDecision::Suppress => {}
         }
         self.refresh_gauge();
         Ok(letter.id)
@@ -185,9 +188,7 @@ impl Handles<StoreDeadLetter> for DeadLetterActor {
 
 impl Handles<ListDeadLetters> for DeadLetterActor {
     fn handle(&mut self, msg: &ListDeadLetters, _ctx: &mut Ctx<'_, Self>) -> Result<DeadLetterPage, HandlerError> {
-        let (dead_letters, total) =
-            self.store.list(msg.limit, msg.status, 0).map_err(|e| HandlerError::fail(e.to_string()))?;
-        Ok(DeadLetterPage { dead_letters, total })
+        self.store.list(msg.limit, 0, msg.status).map_err(|e| HandlerError::fail(e.to_string()))
     }
 }
 
@@ -204,10 +205,10 @@ impl Handles<ReplayFinished> for DeadLetterActor {
         let result = match &msg.error {
             None => {
                 tracing::info!(id = msg.id, "dead letter replayed successfully; marked recovered");
-                self.store.mark_recovered(msg.id, now)
+                self.store.mark_recovered(msg.id, now).map(Some)
             }
             Some(error) => {
-                let updated = self.store.record_failed_replay(msg.id, error, now, &self.config.retry_policy());
+                let updated = self.store.record_failed_replay(msg.id, error, now, &self.policy).map(Some);
                 if let Ok(Some(letter)) = &updated {
                     tracing::warn!(id = msg.id, retries = letter.retries, status = ?letter.status, %error, "replay failed again; letter kept with its retry count");
                 }
@@ -231,7 +232,7 @@ impl Handles<PurgeDeadLetters> for DeadLetterActor {
 impl Handles<DeadLetterMaintenance> for DeadLetterActor {
     fn handle(&mut self, _msg: &DeadLetterMaintenance, ctx: &mut Ctx<'_, Self>) -> Result<(), HandlerError> {
         let now = SystemTime::now();
-        if let Some(suppressed) = self.limiter.flush(now) {
+        if let Some(suppressed) = self.limiter.due_summary(Instant::now()) {
             tracing::warn!(suppressed, "dead letters stored since the last summary; see `coordinator dead-letters list`");
         }
         match self.store.purge(self.config.purge_after, now) {
@@ -239,8 +240,7 @@ impl Handles<DeadLetterMaintenance> for DeadLetterActor {
             Ok(n) => tracing::info!(purged = n, "purged old recovered and abandoned dead letters"),
             Err(e) => tracing::warn!(error = %e, "purge of old dead letters failed; retrying at the next maintenance"),
         }
-        let policy = self.config.retry_policy();
-        match self.store.due_for_retry(now, &policy, 16) {
+        match self.store.due_for_retry(now, 16) {
             Ok(due) => {
                 for letter in due {
                     self.start_replay(letter, ctx);
