@@ -336,6 +336,36 @@ pub fn priority_score(
     }
 }
 
+/// QUALITY_DEGRADED penalty: `-scale x (threshold - quality) / threshold` (0 at or above it).
+pub fn quality_penalty(quality: f64, threshold: f64, p: &PriorityPolicy) -> f64 {
+    if threshold <= 0.0 || quality >= threshold {
+        return 0.0;
+    }
+    -p.quality.degraded_penalty_scale * (threshold - quality) / threshold
+}
+
+/// Architecture boost: `scale x` the highest architecture weight (0 when none).
+pub fn architecture_boost(max_architecture_weight: f64, p: &PriorityPolicy) -> f64 {
+    p.architecture_boost_scale * max_architecture_weight.max(0.0)
+}
+
+/// Diversity 0-1 from the number of distinct opponent types seen.
+pub fn diversity_score(distinct_opponent_types: u32, p: &PriorityPolicy) -> f64 {
+    if p.diversity_opponent_types == 0 {
+        return 1.0;
+    }
+    (f64::from(distinct_opponent_types) / f64::from(p.diversity_opponent_types)).min(1.0)
+}
+
+/// Elo/hour counts for the velocity multiplier only over at least `min_history_hours`.
+pub fn usable_elo_per_hour(elo_per_hour: f64, history_hours: f64, p: &PriorityPolicy) -> f64 {
+    if history_hours >= p.velocity.min_history_hours {
+        elo_per_hour
+    } else {
+        0.0
+    }
+}
+
 /// Partial curriculum normalisation: every weight times `1 + (n / sum(w) - 1) * scale`.
 pub fn normalise_curriculum_weights(weights: &mut [f64], scale: f64) {
     let sum: f64 = weights.iter().sum();
@@ -579,6 +609,18 @@ mod tests {
         };
         let diff = additive_terms(&large, &p.weights, &p) - additive_terms(&small, &p.weights, &p);
         close(diff, (0.5 - 0.25) * 0.10);
+    }
+
+    #[test]
+    fn signal_helpers() {
+        let p = PriorityPolicy::default();
+        close(quality_penalty(0.35, 0.7, &p), -0.1);
+        close(quality_penalty(0.8, 0.7, &p), 0.0);
+        close(architecture_boost(0.5, &p), 0.15);
+        close(diversity_score(4, &p), 0.5);
+        close(diversity_score(12, &p), 1.0);
+        close(usable_elo_per_hour(3.0, 0.25, &p), 0.0);
+        close(usable_elo_per_hour(3.0, 0.5, &p), 3.0);
     }
 
     #[test]
