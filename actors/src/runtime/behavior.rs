@@ -144,6 +144,13 @@ impl<'a, B: Behavior> Ctx<'a, B> {
         TaskId(id)
     }
 
+    /// Stores `msg` as a dead letter with the current correlation id: for work that used up its retries.
+    /// Declare `M` replayable on the actor's spec so an operator can re-send it.
+    pub fn dead_letter<M: Message>(&self, msg: &M, error: &str) {
+        let meta = ids::current().unwrap_or_else(MessageMeta::for_send);
+        self.core.sink_ref().store(super::cell::dead_letter_for(&self.core.shared.name, msg, meta, error));
+    }
+
     /// Cancels spawned work or a timer; `false` if it had already finished.
     pub fn cancel(&mut self, task: TaskId) -> bool {
         match self.core.tasks.remove(&task.0) {

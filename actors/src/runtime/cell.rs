@@ -81,6 +81,10 @@ impl<B: Behavior> CellCore<B> {
         ActorRef::new(self.addr.clone(), self.shared.clone(), self.sink.clone())
     }
 
+    pub(crate) fn sink_ref(&self) -> &DeadLetterSink {
+        &self.sink
+    }
+
     pub(crate) fn next_task_id(&mut self) -> u64 {
         self.next_task += 1;
         self.next_task
