@@ -5,7 +5,10 @@
 //! (the keys of `T::default()` serialized); then the text is deserialized once per section present, through a
 //! deserializer that shows only that section ([`SectionOnly`]), so each section reports its own first error with
 //! serde_yaml's line and column and serde_path_to_error's field path. Malformed YAML is one error. `T` must be a
-//! struct with `#[serde(default)]` so the sections hidden in each pass take their defaults.
+//! struct with `#[serde(default)]` so the sections hidden in each pass take their defaults, and every field must
+//! serialize (no `skip_serializing_if` at the top level): a section missing from `T::default()` serialized is
+//! reported as unknown, and a key missing there cannot be overridden from the env.
+//! When the file has errors, only those are returned; env warnings come with a config that loaded.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -262,6 +262,10 @@ fn empty_and_partial_files_take_defaults() {
         ok("# only a comment\n", no_env()).config,
         TestConfig::default()
     );
+    assert_eq!(
+        ok("sync:\n  # every key commented out\napi:\n", no_env()).config,
+        TestConfig::default()
+    );
     let partial = ok("sync:\n  interval: 1m\n", no_env()).config;
     assert_eq!(partial.sync.interval, Duration::from_secs(60));
     assert_eq!(partial.sync.chunk, ByteSize::mib(64));
