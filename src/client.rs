@@ -19,7 +19,9 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The config at `path` if it loads, else defaults (the CLI only needs addresses, paths and the token).
 fn config_or_default(path: &Path) -> Config {
-    config::load(path, std::env::vars().collect()).map(|l| l.config).unwrap_or_default()
+    config::load_config(path, std::env::vars())
+        .map(|l| l.config)
+        .unwrap_or_default()
 }
 
 fn agent() -> ureq::Agent {
@@ -49,7 +51,11 @@ fn call(method: &str, url: &str, token: Option<&str>) -> Reply {
 }
 
 fn api_error(status: u16, body: &Value) -> anyhow::Error {
-    let message = body.get("error").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| body.to_string());
+    let message = body
+        .get("error")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| body.to_string());
     anyhow!("daemon answered {status}: {message}")
 }
 
@@ -75,7 +81,11 @@ pub fn status(api: Option<String>, json: bool) -> Result<ExitCode> {
     );
     print_tree(&body["tree"], &body["actors"], "", true, true);
     for extra in ["jobs", "sync", "plan"] {
-        if let Reply::Answered(200, value) = call("GET", &format!("{}/{extra}", base.trim_end_matches('/')), None) {
+        if let Reply::Answered(200, value) = call(
+            "GET",
+            &format!("{}/{extra}", base.trim_end_matches('/')),
+            None,
+        ) {
             println!("\n{extra}:\n{}", serde_json::to_string_pretty(&value)?);
         }
     }
@@ -84,7 +94,13 @@ pub fn status(api: Option<String>, json: bool) -> Result<ExitCode> {
 
 fn print_tree(node: &Value, actors: &Value, prefix: &str, last: bool, root: bool) {
     let name = node["name"].as_str().unwrap_or("?");
-    let branch = if root { "" } else if last { "└─ " } else { "├─ " };
+    let branch = if root {
+        ""
+    } else if last {
+        "└─ "
+    } else {
+        "├─ "
+    };
     let mut line = format!(
         "{prefix}{branch}{name}  {}  {}  restarts {}",
         node["kind"].as_str().unwrap_or("?"),
@@ -100,7 +116,11 @@ fn print_tree(node: &Value, actors: &Value, prefix: &str, last: bool, root: bool
         ));
     }
     println!("{line}");
-    let child_prefix = if root { String::new() } else { format!("{prefix}{}", if last { "   " } else { "│  " }) };
+    let child_prefix = if root {
+        String::new()
+    } else {
+        format!("{prefix}{}", if last { "   " } else { "│  " })
+    };
     if let Some(failure) = node["last_failure"].as_object() {
         println!(
             "{child_prefix}   last failure {}: {}",
@@ -116,18 +136,34 @@ fn print_tree(node: &Value, actors: &Value, prefix: &str, last: bool, root: bool
 }
 
 fn print_letters(letters: &[DeadLetter], total: u64) {
-    println!("{:>6}  {:<24}  {:<20}  {:<20}  {:<9}  {:>7}  error", "id", "at", "actor", "msg", "status", "retries");
+    println!(
+        "{:>6}  {:<24}  {:<20}  {:<20}  {:<9}  {:>7}  error",
+        "id", "at", "actor", "msg", "status", "retries"
+    );
     for l in letters {
-        let status = serde_json::to_value(l.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+        let status = serde_json::to_value(l.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
         println!(
             "{:>6}  {:<24}  {:<20}  {:<20}  {:<9}  {:>7}  {}",
-            l.id, l.at, l.actor, l.msg, status, l.retries, l.error
+            l.id,
+            actors::runtime::dead_letters::record::format_rfc3339_ms(l.at_ms),
+            l.actor,
+            l.msg,
+            status,
+            l.retries,
+            l.error
         );
     }
     println!("{} shown, {total} in the store", letters.len());
 }
 
-pub fn dead_letters(api: Option<String>, config_path: &Path, action: DeadLetterAction) -> Result<ExitCode> {
+pub fn dead_letters(
+    api: Option<String>,
+    config_path: &Path,
+    action: DeadLetterAction,
+) -> Result<ExitCode> {
     let config = config_or_default(config_path);
     let base = api.unwrap_or_else(|| config.api.base_url());
     let base = base.trim_end_matches('/').to_string();
@@ -148,9 +184,13 @@ pub fn dead_letters(api: Option<String>, config_path: &Path, action: DeadLetterA
         Reply::Answered(status, body) if (200..300).contains(&status) => {
             match action {
                 DeadLetterAction::List { .. } => {
-                    let letters: Vec<DeadLetter> = serde_json::from_value(body["dead_letters"].clone())
-                        .context("daemon sent dead letters in an unexpected shape")?;
-                    print_letters(&letters, body["total"].as_u64().unwrap_or(letters.len() as u64));
+                    let letters: Vec<DeadLetter> =
+                        serde_json::from_value(body["dead_letters"].clone())
+                            .context("daemon sent dead letters in an unexpected shape")?;
+                    print_letters(
+                        &letters,
+                        body["total"].as_u64().unwrap_or(letters.len() as u64),
+                    );
                 }
                 _ => println!("{}", serde_json::to_string_pretty(&body)?),
             }
@@ -165,15 +205,23 @@ pub fn dead_letters(api: Option<String>, config_path: &Path, action: DeadLetterA
 }
 
 /// No daemon answered: act on the store file directly.
-fn offline(config: &Config, action: DeadLetterAction, base: &str, reason: &str) -> Result<ExitCode> {
+fn offline(
+    config: &Config,
+    action: DeadLetterAction,
+    base: &str,
+    reason: &str,
+) -> Result<ExitCode> {
     let path = &config.dead_letters.path;
-    eprintln!("note: no daemon at {base} ({reason}); using the store at {} directly", path.display());
-    let store = DeadLetterStore::open(path, config.dead_letters.max_entries)
+    eprintln!(
+        "note: no daemon at {base} ({reason}); using the store at {} directly",
+        path.display()
+    );
+    let mut store = DeadLetterStore::open(path, config.dead_letters.max_entries)
         .with_context(|| format!("cannot open the dead-letter store at {}", path.display()))?;
     match action {
         DeadLetterAction::List { limit } => {
-            let (letters, total) = store.list(limit, None, 0)?;
-            print_letters(&letters, total);
+            let page = store.list(limit, 0, None)?;
+            print_letters(&page.dead_letters, page.total);
         }
         DeadLetterAction::Show { id } => match store.get(id)? {
             Some(letter) => println!("{}", serde_json::to_string_pretty(&letter)?),

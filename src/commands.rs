@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::cli::{Cli, Command, DeadLetterAction, LogFormat};
+use crate::cli::{Cli, Command, LogFormat};
 use crate::config::{self, Config};
 use crate::{daemon, telemetry};
 
@@ -14,7 +14,11 @@ use crate::{daemon, telemetry};
 pub const EXIT_BAD_INPUT: u8 = 2;
 
 pub fn dispatch(cli: Cli) -> Result<ExitCode> {
-    let Cli { log_format, log_level, command } = cli;
+    let Cli {
+        log_format,
+        log_level,
+        command,
+    } = cli;
     match command {
         Command::Run { config, node } => run(&config, node, log_format, log_level),
         Command::CheckConfig { config } => check_config(&config),
@@ -22,29 +26,55 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             init_cli_logging(log_format, log_level);
             crate::client::status(api, json)
         }
-        Command::DeadLetters { api, config, action } => {
+        Command::DeadLetters {
+            api,
+            config,
+            action,
+        } => {
             init_cli_logging(log_format, log_level);
             crate::client::dead_letters(api, &config, action)
         }
         Command::Plan { state, config } => crate::plan_cmd::run(&state, config.as_deref()),
-        Command::DataServer { root, bind, categories, node, workers, test_hook_hang_health_after } => {
+        Command::DataServer {
+            root,
+            bind,
+            categories,
+            node,
+            workers,
+            test_hook_hang_health_after,
+        } => {
             init_cli_logging(log_format, log_level);
-            data_server(root, bind, categories, node, workers, test_hook_hang_health_after.map(Into::into))
+            data_server(
+                root,
+                bind,
+                categories,
+                node,
+                workers,
+                test_hook_hang_health_after.map(Into::into),
+            )
         }
         Command::SelfplayDemo { .. } => crate::selfplay_cmd::run(command),
     }
 }
 
 fn init_cli_logging(format: Option<LogFormat>, level: Option<String>) {
-    let _ = telemetry::init(format.unwrap_or_default(), level.as_deref().unwrap_or("warn"));
+    let _ = telemetry::init(
+        format.unwrap_or_default(),
+        level.as_deref().unwrap_or("warn"),
+    );
 }
 
-fn env_vars() -> Vec<(String, String)> {
-    std::env::vars().collect()
+fn env_vars() -> impl Iterator<Item = (String, String)> {
+    config::process_env()
 }
 
-fn run(path: &std::path::Path, node: Option<String>, format: Option<LogFormat>, level: Option<String>) -> Result<ExitCode> {
-    let loaded = match config::load(path, env_vars()) {
+fn run(
+    path: &std::path::Path,
+    node: Option<String>,
+    format: Option<LogFormat>,
+    level: Option<String>,
+) -> Result<ExitCode> {
+    let loaded = match config::load_config(path, env_vars()) {
         Ok(l) => l,
         Err(errors) => {
             eprintln!("{errors}");
@@ -64,8 +94,16 @@ fn run(path: &std::path::Path, node: Option<String>, format: Option<LogFormat>, 
     }
     let node = node.unwrap_or_else(|| config.node.name.clone());
     if !config.cluster.nodes.is_empty() && !config.cluster.nodes.iter().any(|n| n.name == node) {
-        let known: Vec<&str> = config.cluster.nodes.iter().map(|n| n.name.as_str()).collect();
-        eprintln!("error: --node {node:?} is not in cluster.nodes (known: {})", known.join(", "));
+        let known: Vec<&str> = config
+            .cluster
+            .nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect();
+        eprintln!(
+            "error: --node {node:?} is not in cluster.nodes (known: {})",
+            known.join(", ")
+        );
         return Ok(ExitCode::from(EXIT_BAD_INPUT));
     }
     tracing::info!(config = %loaded.source.display(), %node, "starting coordinator");
@@ -76,14 +114,19 @@ fn run(path: &std::path::Path, node: Option<String>, format: Option<LogFormat>, 
 }
 
 fn check_config(path: &std::path::Path) -> Result<ExitCode> {
-    match config::load(path, env_vars()) {
+    match config::load_config(path, env_vars()) {
         Ok(loaded) => {
             for warning in &loaded.warnings {
                 eprintln!("warning: {warning}");
             }
-            let yaml = serde_yaml::to_string(&loaded.config).context("cannot print the resolved config")?;
+            let yaml =
+                config::to_yaml(&loaded.config).context("cannot print the resolved config")?;
             let mut out = std::io::stdout().lock();
-            writeln!(out, "# resolved config from {} (defaults filled, COORDINATOR_* applied)", loaded.source.display())?;
+            writeln!(
+                out,
+                "# resolved config from {} (defaults filled, COORDINATOR_* applied)",
+                loaded.source.display()
+            )?;
             out.write_all(yaml.as_bytes())?;
             Ok(ExitCode::SUCCESS)
         }
@@ -114,7 +157,9 @@ fn data_server(
                 eprintln!("error: --category {item:?}: expected name=dir, e.g. games=games");
                 return Ok(ExitCode::from(EXIT_BAD_INPUT));
             };
-            options.categories.insert(name.trim().to_string(), dir.trim().into());
+            options
+                .categories
+                .insert(name.trim().to_string(), dir.trim().into());
         }
     }
     run_standalone(options).map_err(|e| anyhow::anyhow!("{e}"))?;

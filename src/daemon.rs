@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 use actors::placeholder::PlaceholderActor;
 use actors::runtime::dead_letters::{DeadLetterActor, DeadLetterStore};
 use actors::runtime::{ChildSpec, DeadLetterSink, Directory, RootExit, SupervisorSpec, WorkerSpec};
+use actors::scheduler::actor::{
+    CapacityUpdate, NewGames, NewGamesAvailable, NewGamesHook, RunJob, SchedulerActor,
+};
 use anyhow::{Context, Result};
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -21,7 +24,7 @@ pub enum Outcome {
     /// Stopped by a signal; every child stopped (or was aborted after its timeout).
     Clean,
     /// The root supervisor gave up.
-    RootGaveUp(String),
+    RootGaveUp(#[allow(dead_code)] String),
 }
 
 /// Runs the daemon until a signal or the root gives up.
@@ -30,7 +33,12 @@ pub fn run(config: Config, node: String) -> Result<Outcome> {
     system.block_on(run_tree(config, node))
 }
 
-fn placeholder(name: &str, role: &'static str, config: &Config, sink: &DeadLetterSink) -> ChildSpec {
+fn placeholder(
+    name: &str,
+    role: &'static str,
+    config: &Config,
+    sink: &DeadLetterSink,
+) -> ChildSpec {
     WorkerSpec::<PlaceholderActor>::new(name, config.supervision.child_options(), sink)
         .factory(move || PlaceholderActor { role })
 }
@@ -42,7 +50,12 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
 
     // Fail fast on an unusable store: a daemon that cannot keep dead letters must not pretend to run.
     DeadLetterStore::open(&config.dead_letters.path, config.dead_letters.max_entries)
-        .with_context(|| format!("dead_letters.path: cannot open the store at {}", config.dead_letters.path.display()))?;
+        .with_context(|| {
+            format!(
+                "dead_letters.path: cannot open the store at {}",
+                config.dead_letters.path.display()
+            )
+        })?;
 
     let directory_cell: Arc<OnceLock<Directory>> = Arc::new(OnceLock::new());
     let dl_spec = WorkerSpec::<DeadLetterActor>::new("dead_letters", child_options, &sink);
@@ -53,18 +66,56 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
     }
     let dl_config = config.dead_letters.clone();
     let dl_directory = directory_cell.clone();
-    let dl_child = dl_spec.factory(move || DeadLetterActor::new(dl_config.clone(), dl_directory.clone()));
+    let dl_child =
+        dl_spec.factory(move || DeadLetterActor::new(dl_config.clone(), dl_directory.clone()));
 
-    let mut root = SupervisorSpec::new("root", config.supervision.supervisor_options()).child(dl_child);
-    root = root.child(placeholder("data_server_monitor", "data-server monitor (issue 3)", &config, &sink));
+    let mut root =
+        SupervisorSpec::new("root", config.supervision.supervisor_options()).child(dl_child);
+    root = root.child(placeholder(
+        "data_server_monitor",
+        "data-server monitor (issue 3)",
+        &config,
+        &sink,
+    ));
     if config.sync.enabled {
-        root = root.child(placeholder("sync", "sync coordinator (later issue)", &config, &sink));
+        root = root.child(placeholder(
+            "sync",
+            "sync coordinator (later issue)",
+            &config,
+            &sink,
+        ));
     }
+    let mut scheduler_ref = None;
     if config.scheduler.enabled {
-        root = root.child(placeholder("scheduler", "selfplay scheduler (issue 4)", &config, &sink));
+        let spec = WorkerSpec::<SchedulerActor>::new("scheduler", child_options, &sink)
+            .replayable::<RunJob>()
+            .replayable::<NewGamesAvailable>()
+            .replayable::<CapacityUpdate>();
+        scheduler_ref = Some(spec.actor_ref());
+        let scheduler_config = config.scheduler.clone();
+        let nodes = config.scheduler_nodes(&node);
+        let self_exe = std::env::current_exe()
+            .context("cannot find the coordinator executable for job commands")?;
+        let on_new_games: NewGamesHook = Arc::new(|games: NewGames| {
+            // PLACEHOLDER route: the sync coordinator is a later issue; until then new games are only logged.
+            tracing::info!(config = %games.config, node = %games.node, games = games.games, path = %games.path.display(), "new games available");
+        });
+        root = root.child(spec.factory(move || {
+            SchedulerActor::new(
+                scheduler_config.clone(),
+                nodes.clone(),
+                self_exe.clone(),
+                on_new_games.clone(),
+            )
+        }));
     }
     if config.resources.enabled {
-        root = root.child(placeholder("resources", "resource optimizer (later issue)", &config, &sink));
+        root = root.child(placeholder(
+            "resources",
+            "resource optimizer (later issue)",
+            &config,
+            &sink,
+        ));
     }
 
     let mut handle = root.start_root();
@@ -79,6 +130,7 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
             tree: handle.tree.clone(),
             directory: handle.directory.clone(),
             dead_letters: dl_ref.clone(),
+            scheduler: scheduler_ref.clone(),
             token: config.api.token.clone(),
             debug_endpoints: config.api.debug_endpoints,
             ask_timeout: config.supervision.ask_timeout,
@@ -118,6 +170,9 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
     if !handle.shutdown().await {
         tracing::warn!(budget = ?handle.shutdown_budget, "tree did not stop within its shutdown budget; exiting anyway");
     }
-    tracing::info!(elapsed_ms = stopping.elapsed().as_millis() as u64, "shutdown complete");
+    tracing::info!(
+        elapsed_ms = stopping.elapsed().as_millis() as u64,
+        "shutdown complete"
+    );
     Ok(outcome)
 }

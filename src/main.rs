@@ -13,9 +13,12 @@
 
 mod api;
 mod cli;
+mod client;
 mod commands;
 mod config;
 mod daemon;
+mod plan_cmd;
+mod selfplay_cmd;
 mod telemetry;
 
 use std::process::ExitCode;

@@ -15,7 +15,7 @@ use crate::config;
 pub fn run(state: &Path, config_path: Option<&Path>) -> Result<ExitCode> {
     let policy = match config_path {
         None => SchedulerPolicyConfig::default(),
-        Some(path) => match config::load(path, std::env::vars().collect()) {
+        Some(path) => match config::load_config(path, std::env::vars()) {
             Ok(loaded) => loaded.config.scheduler.policy,
             Err(errors) => {
                 eprintln!("{errors}");
@@ -25,7 +25,9 @@ pub fn run(state: &Path, config_path: Option<&Path>) -> Result<ExitCode> {
     };
     let text = if state == Path::new("-") {
         let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).context("cannot read the plan state from stdin")?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read the plan state from stdin")?;
         text
     } else {
         match std::fs::read_to_string(state) {
@@ -38,7 +40,10 @@ pub fn run(state: &Path, config_path: Option<&Path>) -> Result<ExitCode> {
     };
     match plan_from_json(&text, &policy) {
         Ok(output) => {
-            println!("{}", serde_json::to_string_pretty(&output).context("cannot print the plan")?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&output).context("cannot print the plan")?
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

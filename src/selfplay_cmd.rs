@@ -11,7 +11,17 @@ use crate::cli::Command;
 use crate::commands::EXIT_BAD_INPUT;
 
 pub fn run(command: Command) -> Result<ExitCode> {
-    let Command::SelfplayDemo { board, players, games, out, budget, seed, max_moves, think_time_ms, randomness } = command
+    let Command::SelfplayDemo {
+        board,
+        players,
+        games,
+        out,
+        budget,
+        seed,
+        max_moves,
+        think_time_ms,
+        randomness,
+    } = command
     else {
         anyhow::bail!("selfplay-demo called with another command");
     };

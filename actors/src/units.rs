@@ -230,6 +230,14 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_size_round_trips_through_its_display(bytes: u64) {
+            let size = ByteSize(bytes);
+            proptest::prop_assert_eq!(size.to_string().parse::<ByteSize>(), Ok(size));
+        }
+    }
+
     #[test]
     fn serde_reads_strings_and_integers_and_writes_strings() {
         let from_str: ByteSize = serde_json::from_str("\"64MiB\"").unwrap();

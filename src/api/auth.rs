@@ -49,8 +49,12 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let token = req.app_data::<web::Data<ApiState>>().and_then(|s| s.token.clone());
-        if let Some(expected) = token.filter(|_| req.method() != Method::GET && req.method() != Method::HEAD) {
+        let token = req
+            .app_data::<web::Data<ApiState>>()
+            .and_then(|s| s.token.clone());
+        if let Some(expected) =
+            token.filter(|_| req.method() != Method::GET && req.method() != Method::HEAD)
+        {
             let given = req
                 .headers()
                 .get("authorization")
@@ -60,8 +64,13 @@ where
             let ok = given.is_some_and(|g| same(g.as_bytes(), expected.as_bytes()));
             if !ok {
                 tracing::warn!(path = %req.path(), method = %req.method(), "rejected request without a valid bearer token");
-                let response = error(StatusCode::UNAUTHORIZED, "missing or wrong token: send Authorization: Bearer <api.token>");
-                return Box::pin(async move { Ok(req.into_response(response).map_into_right_body()) });
+                let response = error(
+                    StatusCode::UNAUTHORIZED,
+                    "missing or wrong token: send Authorization: Bearer <api.token>",
+                );
+                return Box::pin(
+                    async move { Ok(req.into_response(response).map_into_right_body()) },
+                );
             }
         }
         let fut = self.service.call(req);

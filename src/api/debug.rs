@@ -12,7 +12,8 @@ use serde_json::json;
 use super::{error, ApiState};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/debug/fail/{actor}", web::post().to(fail)).route("/debug/ping/{actor}", web::post().to(ping));
+    cfg.route("/debug/fail/{actor}", web::post().to(fail))
+        .route("/debug/ping/{actor}", web::post().to(ping));
 }
 
 #[derive(Deserialize)]
@@ -35,9 +36,16 @@ fn directory_error(e: DirectoryError) -> HttpResponse {
     }
 }
 
-async fn fail(state: web::Data<ApiState>, actor: web::Path<String>, query: web::Query<FailQuery>) -> HttpResponse {
+async fn fail(
+    state: web::Data<ApiState>,
+    actor: web::Path<String>,
+    query: web::Query<FailQuery>,
+) -> HttpResponse {
     if !state.debug_endpoints {
-        return error(StatusCode::NOT_FOUND, "no such route (debug endpoints are off: api.debug_endpoints)");
+        return error(
+            StatusCode::NOT_FOUND,
+            "no such route (debug endpoints are off: api.debug_endpoints)",
+        );
     }
     let drill: Drill = match query.mode.parse() {
         Ok(d) => d,
@@ -49,16 +57,25 @@ async fn fail(state: web::Data<ApiState>, actor: web::Path<String>, query: web::
     }
 }
 
-async fn ping(state: web::Data<ApiState>, actor: web::Path<String>, query: web::Query<PingQuery>) -> HttpResponse {
+async fn ping(
+    state: web::Data<ApiState>,
+    actor: web::Path<String>,
+    query: web::Query<PingQuery>,
+) -> HttpResponse {
     if !state.debug_endpoints {
-        return error(StatusCode::NOT_FOUND, "no such route (debug endpoints are off: api.debug_endpoints)");
+        return error(
+            StatusCode::NOT_FOUND,
+            "no such route (debug endpoints are off: api.debug_endpoints)",
+        );
     }
     let count = query.count.unwrap_or(1);
     if count > 10_000 {
         return error(StatusCode::BAD_REQUEST, "count: at most 10000");
     }
     match state.directory.ping(&actor, count) {
-        Ok(sent) => HttpResponse::Accepted().json(json!({ "actor": actor.as_str(), "queued": sent })),
+        Ok(sent) => {
+            HttpResponse::Accepted().json(json!({ "actor": actor.as_str(), "queued": sent }))
+        }
         Err(e) => directory_error(e),
     }
 }

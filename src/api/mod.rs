@@ -7,6 +7,7 @@
 mod auth;
 mod dead_letters;
 mod debug;
+mod scheduler;
 mod status;
 
 use std::net::TcpListener;
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use actors::runtime::dead_letters::DeadLetterActor;
 use actors::runtime::{ActorRef, Directory, TreeShape};
+use actors::scheduler::actor::SchedulerActor;
 use anyhow::{Context, Result};
 use serde_json::json;
 
@@ -26,6 +28,8 @@ pub struct ApiState {
     pub tree: TreeShape,
     pub directory: Directory,
     pub dead_letters: ActorRef<DeadLetterActor>,
+    /// `None` when `scheduler.enabled` is false.
+    pub scheduler: Option<ActorRef<SchedulerActor>>,
     pub token: Option<String>,
     pub debug_endpoints: bool,
     /// How long a request waits for an actor's answer.
@@ -33,14 +37,20 @@ pub struct ApiState {
 }
 
 /// A JSON error response.
-pub(crate) fn error(status: actix_web::http::StatusCode, message: impl Into<String>) -> HttpResponse {
+pub(crate) fn error(
+    status: actix_web::http::StatusCode,
+    message: impl Into<String>,
+) -> HttpResponse {
     HttpResponse::build(status).json(json!({ "error": message.into() }))
 }
 
 /// Binds the API and returns the server future to spawn (bind errors name the address).
 pub fn start(bind: &str, state: ApiState) -> Result<actix_web::dev::Server> {
-    let listener = TcpListener::bind(bind)
-        .with_context(|| format!("control API cannot listen on {bind} (is another coordinator running? set api.bind)"))?;
+    let listener = TcpListener::bind(bind).with_context(|| {
+        format!(
+            "control API cannot listen on {bind} (is another coordinator running? set api.bind)"
+        )
+    })?;
     let local = listener.local_addr().ok();
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
@@ -48,20 +58,30 @@ pub fn start(bind: &str, state: ApiState) -> Result<actix_web::dev::Server> {
             .app_data(data.clone())
             .app_data(web::QueryConfig::default().error_handler(|err, _req| {
                 let message = format!("bad query string: {err}");
-                actix_web::error::InternalError::from_response(err, error(actix_web::http::StatusCode::BAD_REQUEST, message))
-                    .into()
+                actix_web::error::InternalError::from_response(
+                    err,
+                    error(actix_web::http::StatusCode::BAD_REQUEST, message),
+                )
+                .into()
             }))
             .app_data(web::PathConfig::default().error_handler(|err, _req| {
                 let message = format!("bad path parameter: {err}");
-                actix_web::error::InternalError::from_response(err, error(actix_web::http::StatusCode::BAD_REQUEST, message))
-                    .into()
+                actix_web::error::InternalError::from_response(
+                    err,
+                    error(actix_web::http::StatusCode::BAD_REQUEST, message),
+                )
+                .into()
             }))
             .wrap(auth::RequireToken)
             .configure(status::routes)
             .configure(dead_letters::routes)
             .configure(debug::routes)
+            .configure(scheduler::routes)
             .default_service(web::to(|| async {
-                error(actix_web::http::StatusCode::NOT_FOUND, "no such route (see docs/operations.md for the API)")
+                error(
+                    actix_web::http::StatusCode::NOT_FOUND,
+                    "no such route (see docs/operations.md for the API)",
+                )
             }))
     })
     .workers(2)

@@ -18,7 +18,8 @@ async fn health(state: web::Data<ApiState>) -> HttpResponse {
     if matches!(root, ChildState::Running | ChildState::Starting) {
         HttpResponse::Ok().json(json!({ "status": "ok" }))
     } else {
-        HttpResponse::build(StatusCode::SERVICE_UNAVAILABLE).json(json!({ "status": root.as_str() }))
+        HttpResponse::build(StatusCode::SERVICE_UNAVAILABLE)
+            .json(json!({ "status": root.as_str() }))
     }
 }
 
@@ -32,5 +33,7 @@ async fn status(state: web::Data<ApiState>) -> HttpResponse {
 }
 
 async fn metrics() -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(actors::runtime::metrics::render())
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(actors::runtime::metrics::render())
 }

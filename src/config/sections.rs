@@ -11,6 +11,7 @@ use std::time::Duration;
 use actors::data_server::config::DataServerConfig;
 use actors::runtime::dead_letters::DeadLetterConfig;
 use actors::runtime::{BackoffConfig, ChildOptions, RestartType, Strategy, SupervisorOptions};
+use actors::scheduler::settings::SchedulerConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::LogFormat;
@@ -27,7 +28,7 @@ pub struct Config {
     pub logging: LoggingConfig,
     pub data_server: DataServerConfig,
     pub sync: SyncConfig,
-    pub scheduler: SchedulerSection,
+    pub scheduler: SchedulerConfig,
     pub resources: ResourcesConfig,
 }
 
@@ -41,7 +42,9 @@ pub struct NodeConfig {
 
 impl Default for NodeConfig {
     fn default() -> Self {
-        NodeConfig { name: "local".to_string() }
+        NodeConfig {
+            name: "local".to_string(),
+        }
     }
 }
 
@@ -177,19 +180,37 @@ impl SupervisionConfig {
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         if !(0.0..=1.0).contains(&self.backoff_jitter) {
-            out.push(("supervision.backoff_jitter".into(), format!("{} is outside 0..1 (a fraction, e.g. 0.1)", self.backoff_jitter)));
+            out.push((
+                "supervision.backoff_jitter".into(),
+                format!(
+                    "{} is outside 0..1 (a fraction, e.g. 0.1)",
+                    self.backoff_jitter
+                ),
+            ));
         }
         if self.backoff_initial > self.backoff_max {
-            out.push(("supervision.backoff_initial".into(), "must not exceed supervision.backoff_max".into()));
+            out.push((
+                "supervision.backoff_initial".into(),
+                "must not exceed supervision.backoff_max".into(),
+            ));
         }
         if self.mailbox_capacity == 0 {
-            out.push(("supervision.mailbox_capacity".into(), "must be at least 1".into()));
+            out.push((
+                "supervision.mailbox_capacity".into(),
+                "must be at least 1".into(),
+            ));
         }
         if self.watchdog_deadline < self.watchdog_check_every {
-            out.push(("supervision.watchdog_deadline".into(), "must be at least supervision.watchdog_check_every".into()));
+            out.push((
+                "supervision.watchdog_deadline".into(),
+                "must be at least supervision.watchdog_check_every".into(),
+            ));
         }
         if self.watchdog_check_every.is_zero() {
-            out.push(("supervision.watchdog_check_every".into(), "must be above 0 (e.g. 1s)".into()));
+            out.push((
+                "supervision.watchdog_check_every".into(),
+                "must be above 0 (e.g. 1s)".into(),
+            ));
         }
         out
     }
@@ -211,7 +232,12 @@ pub struct ApiConfig {
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { enabled: true, bind: "127.0.0.1:8765".to_string(), token: None, debug_endpoints: false }
+        ApiConfig {
+            enabled: true,
+            bind: "127.0.0.1:8765".to_string(),
+            token: None,
+            debug_endpoints: false,
+        }
     }
 }
 
@@ -219,10 +245,19 @@ impl ApiConfig {
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         if self.bind.parse::<SocketAddr>().is_err() {
-            out.push(("api.bind".into(), format!("{:?} is not host:port (expected e.g. 127.0.0.1:8765)", self.bind)));
+            out.push((
+                "api.bind".into(),
+                format!(
+                    "{:?} is not host:port (expected e.g. 127.0.0.1:8765)",
+                    self.bind
+                ),
+            ));
         }
         if self.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
-            out.push(("api.token".into(), "is empty: remove the key or set a secret".into()));
+            out.push((
+                "api.token".into(),
+                "is empty: remove the key or set a secret".into(),
+            ));
         }
         out
     }
@@ -245,7 +280,10 @@ pub struct LoggingConfig {
 
 impl Default for LoggingConfig {
     fn default() -> Self {
-        LoggingConfig { format: LogFormat::Pretty, level: "info".to_string() }
+        LoggingConfig {
+            format: LogFormat::Pretty,
+            level: "info".to_string(),
+        }
     }
 }
 
@@ -253,7 +291,13 @@ impl LoggingConfig {
     pub fn problems(&self) -> Vec<(String, String)> {
         match tracing_subscriber::EnvFilter::try_new(&self.level) {
             Ok(_) => vec![],
-            Err(e) => vec![("logging.level".into(), format!("{:?}: {e} (expected e.g. info, debug, actors=debug,info)", self.level))],
+            Err(e) => vec![(
+                "logging.level".into(),
+                format!(
+                    "{:?}: {e} (expected e.g. info, debug, actors=debug,info)",
+                    self.level
+                ),
+            )],
         }
     }
 }
@@ -286,39 +330,78 @@ impl Default for ResourcesConfig {
     }
 }
 
-/// The scheduler section (filled by the scheduler issue).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SchedulerSection {
-    /// Run the selfplay scheduler.
-    pub enabled: bool,
-}
-
-impl Default for SchedulerSection {
-    fn default() -> Self {
-        SchedulerSection { enabled: true }
+impl super::Validate for Config {
+    fn validate(&self) -> Vec<super::FieldError> {
+        self.problems()
+            .into_iter()
+            .map(|(path, message)| super::FieldError::new(path, message))
+            .collect()
     }
 }
 
 impl Config {
+    /// The scheduler's view of the cluster: `cluster.nodes`, or just this node when the list is empty.
+    pub fn scheduler_nodes(&self, this_node: &str) -> Vec<actors::scheduler::actor::SchedulerNode> {
+        use actors::scheduler::actor::SchedulerNode;
+        if self.cluster.nodes.is_empty() {
+            return vec![SchedulerNode {
+                name: this_node.to_string(),
+                gpu: "unknown".to_string(),
+                gpu_memory_gb: None,
+                ephemeral: false,
+                ssh: None,
+                local: true,
+            }];
+        }
+        self.cluster
+            .nodes
+            .iter()
+            .map(|n| SchedulerNode {
+                name: n.name.clone(),
+                gpu: n.gpu.clone(),
+                gpu_memory_gb: (n.gpu_memory_gb > 0.0).then_some(n.gpu_memory_gb),
+                ephemeral: n.ephemeral,
+                ssh: n.ssh.clone(),
+                local: n.name == this_node,
+            })
+            .collect()
+    }
+
     /// Semantic checks across sections: every problem as (field path, what is wrong and expected).
     pub fn problems(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         if self.node.name.trim().is_empty() {
-            out.push(("node.name".into(), "is empty (expected this node's name)".into()));
+            out.push((
+                "node.name".into(),
+                "is empty (expected this node's name)".into(),
+            ));
         }
         let mut seen = std::collections::BTreeSet::new();
         for (i, n) in self.cluster.nodes.iter().enumerate() {
             if n.name.trim().is_empty() {
                 out.push((format!("cluster.nodes[{i}].name"), "is empty".into()));
             } else if !seen.insert(n.name.clone()) {
-                out.push((format!("cluster.nodes[{i}].name"), format!("{:?} appears twice (names must be unique)", n.name)));
+                out.push((
+                    format!("cluster.nodes[{i}].name"),
+                    format!("{:?} appears twice (names must be unique)", n.name),
+                ));
             }
         }
         out.extend(self.supervision.problems());
         out.extend(self.api.problems());
         out.extend(self.logging.problems());
-        out.extend(self.data_server.problems().into_iter().map(|p| ("data_server".to_string(), p)));
+        out.extend(
+            self.data_server
+                .problems()
+                .into_iter()
+                .map(|p| ("data_server".to_string(), p)),
+        );
+        out.extend(
+            self.scheduler
+                .problems()
+                .into_iter()
+                .map(|(path, p)| (format!("scheduler.{path}"), p)),
+        );
         out
     }
 }

@@ -148,7 +148,12 @@ impl<'a, B: Behavior> Ctx<'a, B> {
     /// Declare `M` replayable on the actor's spec so an operator can re-send it.
     pub fn dead_letter<M: Message>(&self, msg: &M, error: &str) {
         let meta = ids::current().unwrap_or_else(MessageMeta::for_send);
-        self.core.sink_ref().store(super::cell::dead_letter_for(&self.core.shared.name, msg, meta, error));
+        self.core.sink_ref().store(super::cell::dead_letter_for(
+            &self.core.shared.name,
+            msg,
+            meta,
+            error,
+        ));
     }
 
     /// Cancels spawned work or a timer; `false` if it had already finished.

@@ -12,11 +12,13 @@
 //! - `target_jobs`: how many jobs a node should run at once.
 //! - `plan`: the `coordinator plan` dry run: the plan state JSON in, the plan JSON out.
 
+pub mod actor;
 pub mod allocation;
 pub mod board;
 pub mod budget;
 pub mod config;
 pub mod plan;
 pub mod priority;
+pub mod settings;
 pub mod target_jobs;
 pub mod weights;

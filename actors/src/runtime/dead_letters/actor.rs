@@ -103,25 +103,52 @@ impl DeadLetterActor {
         };
         let limiter = LogLimiter::from_config(&config);
         let policy = RetryPolicy::from_config(&config);
-        DeadLetterActor { config, store, directory, limiter, policy, health: DeadLetterHealth::Ok, replaying: Default::default() }
+        DeadLetterActor {
+            config,
+            store,
+            directory,
+            limiter,
+            policy,
+            health: DeadLetterHealth::Ok,
+            replaying: Default::default(),
+        }
     }
 
     /// The sink's route into this actor: a plain `try_send` that hands the letter back when the mailbox cannot take it
     /// (never through the dead-letter path itself, which would recurse).
-    pub fn offer(target: &ActorRef<DeadLetterActor>, letter: NewDeadLetter) -> Result<(), NewDeadLetter> {
-        target.try_tell_raw(StoreDeadLetter(letter)).map_err(|StoreDeadLetter(l)| l)
+    pub fn offer(
+        target: &ActorRef<DeadLetterActor>,
+        letter: NewDeadLetter,
+    ) -> Result<(), NewDeadLetter> {
+        target
+            .try_tell_raw(StoreDeadLetter(letter))
+            .map_err(|StoreDeadLetter(l)| l)
     }
 
     fn refresh_gauge(&mut self) {
         if let Ok(counts) = self.store.counts() {
-            metrics::runtime().dead_letters_pending.set(counts.pending as i64);
-            let health =
-                DeadLetterHealth::from_pending(counts.pending, self.config.warn_pending, self.config.unhealthy_pending);
+            metrics::runtime()
+                .dead_letters_pending
+                .set(counts.pending as i64);
+            let health = DeadLetterHealth::from_pending(
+                counts.pending,
+                self.config.warn_pending,
+                self.config.unhealthy_pending,
+            );
             if health != self.health {
                 match health {
-                    DeadLetterHealth::Ok => tracing::info!(pending = counts.pending, "dead letters back under the warning level"),
-                    DeadLetterHealth::Warn => tracing::warn!(pending = counts.pending, "many dead letters pending; see `coordinator dead-letters list`"),
-                    DeadLetterHealth::Unhealthy => tracing::error!(pending = counts.pending, "dead letters piling up: the store is unhealthy; inspect, replay or purge"),
+                    DeadLetterHealth::Ok => tracing::info!(
+                        pending = counts.pending,
+                        "dead letters back under the warning level"
+                    ),
+                    DeadLetterHealth::Warn => tracing::warn!(
+                        pending = counts.pending,
+                        "many dead letters pending; see `coordinator dead-letters list`"
+                    ),
+                    DeadLetterHealth::Unhealthy => tracing::error!(
+                        pending = counts.pending,
+                        "dead letters piling up: the store is unhealthy; inspect, replay or purge"
+                    ),
                 }
                 self.health = health;
             }
@@ -129,20 +156,29 @@ impl DeadLetterActor {
     }
 
     fn start_replay(&mut self, letter: DeadLetter, ctx: &mut Ctx<'_, Self>) {
-        let Some(directory) = self.directory.get().cloned() else { return };
+        let Some(directory) = self.directory.get().cloned() else {
+            return;
+        };
         if !self.replaying.insert(letter.id) {
             return;
         }
         let meta = MessageMeta {
             retries: letter.retries + 1,
             replay_of: Some(letter.id),
-            ..MessageMeta::with_correlation(CorrelationId::parse(&letter.correlation_id).unwrap_or_default())
+            ..MessageMeta::with_correlation(
+                CorrelationId::parse(&letter.correlation_id).unwrap_or_default(),
+            )
         };
         let timeout = self.config.replay_timeout;
         let id = letter.id;
         ctx.spawn(async move {
-            let result = directory.replay(&letter.actor, &letter.msg, letter.payload, meta, timeout).await;
-            ReplayFinished { id, error: result.err().map(|e| e.to_string()) }
+            let result = directory
+                .replay(&letter.actor, &letter.msg, letter.payload, meta, timeout)
+                .await;
+            ReplayFinished {
+                id,
+                error: result.err().map(|e| e.to_string()),
+            }
         });
     }
 }
@@ -153,14 +189,21 @@ impl Behavior for DeadLetterActor {
         ctx.every(self.config.maintenance_every, || DeadLetterMaintenance);
     }
 
-    fn stopping(&mut self, _ctx: &mut Ctx<'_, Self>) -> Option<futures::future::LocalBoxFuture<'static, ()>> {
+    fn stopping(
+        &mut self,
+        _ctx: &mut Ctx<'_, Self>,
+    ) -> Option<futures::future::LocalBoxFuture<'static, ()>> {
         self.limiter.set_quiet(true);
         None
     }
 }
 
 impl Handles<StoreDeadLetter> for DeadLetterActor {
-    fn handle(&mut self, msg: &StoreDeadLetter, _ctx: &mut Ctx<'_, Self>) -> Result<i64, HandlerError> {
+    fn handle(
+        &mut self,
+        msg: &StoreDeadLetter,
+        _ctx: &mut Ctx<'_, Self>,
+    ) -> Result<i64, HandlerError> {
         let now = SystemTime::now();
         let (letter, evicted) = self
             .store
@@ -168,7 +211,9 @@ impl Handles<StoreDeadLetter> for DeadLetterActor {
             .map_err(|e| HandlerError::fail(format!("dead letter not stored: {e}")))?;
         metrics::runtime().dead_letters_stored.inc();
         if !evicted.is_empty() {
-            metrics::runtime().dead_letters_evicted.inc_by(evicted.total());
+            metrics::runtime()
+                .dead_letters_evicted
+                .inc_by(evicted.total());
             if evicted.pending > 0 {
                 tracing::warn!(evicted_pending = evicted.pending, max_entries = self.config.max_entries, "dead-letter store full of pending letters; the oldest pending were removed (raise dead_letters.max_entries or purge)");
             }
@@ -187,28 +232,50 @@ impl Handles<StoreDeadLetter> for DeadLetterActor {
 }
 
 impl Handles<ListDeadLetters> for DeadLetterActor {
-    fn handle(&mut self, msg: &ListDeadLetters, _ctx: &mut Ctx<'_, Self>) -> Result<DeadLetterPage, HandlerError> {
-        self.store.list(msg.limit, 0, msg.status).map_err(|e| HandlerError::fail(e.to_string()))
+    fn handle(
+        &mut self,
+        msg: &ListDeadLetters,
+        _ctx: &mut Ctx<'_, Self>,
+    ) -> Result<DeadLetterPage, HandlerError> {
+        self.store
+            .list(msg.limit, 0, msg.status)
+            .map_err(|e| HandlerError::fail(e.to_string()))
     }
 }
 
 impl Handles<GetDeadLetter> for DeadLetterActor {
-    fn handle(&mut self, msg: &GetDeadLetter, _ctx: &mut Ctx<'_, Self>) -> Result<Option<DeadLetter>, HandlerError> {
-        self.store.get(msg.id).map_err(|e| HandlerError::fail(e.to_string()))
+    fn handle(
+        &mut self,
+        msg: &GetDeadLetter,
+        _ctx: &mut Ctx<'_, Self>,
+    ) -> Result<Option<DeadLetter>, HandlerError> {
+        self.store
+            .get(msg.id)
+            .map_err(|e| HandlerError::fail(e.to_string()))
     }
 }
 
 impl Handles<ReplayFinished> for DeadLetterActor {
-    fn handle(&mut self, msg: &ReplayFinished, _ctx: &mut Ctx<'_, Self>) -> Result<Option<DeadLetter>, HandlerError> {
+    fn handle(
+        &mut self,
+        msg: &ReplayFinished,
+        _ctx: &mut Ctx<'_, Self>,
+    ) -> Result<Option<DeadLetter>, HandlerError> {
         self.replaying.remove(&msg.id);
         let now = SystemTime::now();
         let result = match &msg.error {
             None => {
-                tracing::info!(id = msg.id, "dead letter replayed successfully; marked recovered");
+                tracing::info!(
+                    id = msg.id,
+                    "dead letter replayed successfully; marked recovered"
+                );
                 self.store.mark_recovered(msg.id, now).map(Some)
             }
             Some(error) => {
-                let updated = self.store.record_failed_replay(msg.id, error, now, &self.policy).map(Some);
+                let updated = self
+                    .store
+                    .record_failed_replay(msg.id, error, now, &self.policy)
+                    .map(Some);
                 if let Ok(Some(letter)) = &updated {
                     tracing::warn!(id = msg.id, retries = letter.retries, status = ?letter.status, %error, "replay failed again; letter kept with its retry count");
                 }
@@ -221,8 +288,15 @@ impl Handles<ReplayFinished> for DeadLetterActor {
 }
 
 impl Handles<PurgeDeadLetters> for DeadLetterActor {
-    fn handle(&mut self, msg: &PurgeDeadLetters, _ctx: &mut Ctx<'_, Self>) -> Result<usize, HandlerError> {
-        let purged = self.store.purge(msg.older_than, SystemTime::now()).map_err(|e| HandlerError::fail(e.to_string()))?;
+    fn handle(
+        &mut self,
+        msg: &PurgeDeadLetters,
+        _ctx: &mut Ctx<'_, Self>,
+    ) -> Result<usize, HandlerError> {
+        let purged = self
+            .store
+            .purge(msg.older_than, SystemTime::now())
+            .map_err(|e| HandlerError::fail(e.to_string()))?;
         tracing::info!(purged, older_than = ?msg.older_than, "purged recovered and abandoned dead letters");
         self.refresh_gauge();
         Ok(purged)
@@ -230,15 +304,27 @@ impl Handles<PurgeDeadLetters> for DeadLetterActor {
 }
 
 impl Handles<DeadLetterMaintenance> for DeadLetterActor {
-    fn handle(&mut self, _msg: &DeadLetterMaintenance, ctx: &mut Ctx<'_, Self>) -> Result<(), HandlerError> {
+    fn handle(
+        &mut self,
+        _msg: &DeadLetterMaintenance,
+        ctx: &mut Ctx<'_, Self>,
+    ) -> Result<(), HandlerError> {
         let now = SystemTime::now();
         if let Some(suppressed) = self.limiter.due_summary(Instant::now()) {
-            tracing::warn!(suppressed, "dead letters stored since the last summary; see `coordinator dead-letters list`");
+            tracing::warn!(
+                suppressed,
+                "dead letters stored since the last summary; see `coordinator dead-letters list`"
+            );
         }
         match self.store.purge(self.config.purge_after, now) {
             Ok(0) => {}
-            Ok(n) => tracing::info!(purged = n, "purged old recovered and abandoned dead letters"),
-            Err(e) => tracing::warn!(error = %e, "purge of old dead letters failed; retrying at the next maintenance"),
+            Ok(n) => tracing::info!(
+                purged = n,
+                "purged old recovered and abandoned dead letters"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "purge of old dead letters failed; retrying at the next maintenance")
+            }
         }
         match self.store.due_for_retry(now, 16) {
             Ok(due) => {
@@ -246,7 +332,9 @@ impl Handles<DeadLetterMaintenance> for DeadLetterActor {
                     self.start_replay(letter, ctx);
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "could not read due dead letters; retrying at the next maintenance"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read due dead letters; retrying at the next maintenance")
+            }
         }
         self.refresh_gauge();
         Ok(())

@@ -16,7 +16,8 @@ pub mod record;
 pub mod store;
 
 pub use actor::{
-    DeadLetterActor, DeadLetterMaintenance, GetDeadLetter, ListDeadLetters, PurgeDeadLetters, ReplayFinished, StoreDeadLetter,
+    DeadLetterActor, DeadLetterMaintenance, GetDeadLetter, ListDeadLetters, PurgeDeadLetters,
+    ReplayFinished, StoreDeadLetter,
 };
 pub use config::DeadLetterConfig;
 pub use policy::{DeadLetterHealth, LogDecision, LogLimiter, ReplayOutcome, RetryPolicy};

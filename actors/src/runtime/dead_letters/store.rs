@@ -521,19 +521,34 @@ impl DeadLetterStore {
         now: SystemTime,
         policy: &RetryPolicy,
     ) -> Result<DeadLetter, StoreError> {
-        let current = self.get(id)?.ok_or_else(|| StoreError::NotFound {
-            path: self.path.clone(),
-            id,
-        })?;
-        let outcome = policy.after_failed_replay(&current, now);
-        let changed = self.write("record failed replay", |tx, _| {
+        // Read and update in one write transaction, so a replay recorded at the same time by another process
+        // (daemon and CLI) cannot be lost: each failure counts once.
+        let path = self.path.clone();
+        let decided = self.write("record failed replay", |tx, _| {
+            let sql = format!("SELECT {COLUMNS} FROM dead_letters WHERE id = ?1");
+            let Some(raw) = tx.query_row(&sql, [id], RawRow::read).optional()? else {
+                return Ok(Err(StoreError::NotFound { path: path.clone(), id }));
+            };
+            let current = match raw.decode(&path) {
+                Ok(current) => current,
+                Err(error) => return Ok(Err(error)),
+            };
+            let outcome = policy.after_failed_replay(&current, now);
             tx.execute(
                 "UPDATE dead_letters SET retries = ?2, status = ?3, error = ?4, updated_at_ms = ?5, next_retry_at_ms = ?6
                  WHERE id = ?1",
                 params![id, outcome.retries, outcome.status.as_str(), error, unix_ms(now), outcome.next_retry_at_ms],
-            )
+            )?;
+            Ok(Ok(DeadLetter {
+                retries: outcome.retries,
+                status: outcome.status,
+                error: error.to_string(),
+                updated_at_ms: unix_ms(now),
+                next_retry_at_ms: outcome.next_retry_at_ms,
+                ..current
+            }))
         })?;
-        self.after_update(id, changed)
+        decided
     }
 
     fn after_update(&self, id: i64, changed: usize) -> Result<DeadLetter, StoreError> {
@@ -849,6 +864,11 @@ mod tests {
                 (retries, DeadLetterStatus::Pending)
             );
             assert_eq!(row.error, format!("fail {retries}"));
+            assert_eq!(
+                store.get(id).unwrap().as_ref(),
+                Some(&row),
+                "returned row is what was stored"
+            );
             assert_eq!(row.next_retry_at_ms, Some(now + wait_s * SEC));
             assert!(store
                 .due_for_retry(at(now + wait_s * SEC - 1), 10)

@@ -1,0 +1,66 @@
+//! The `scheduler` config section: the actor's cadence and job sizing, the pure policy's numbers
+//! (`scheduler.policy`, see `config.rs`), and the job runner (`scheduler.jobs`, see `jobs::config`).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::board::ConfigKey;
+use super::config::SchedulerPolicyConfig;
+use crate::jobs::config::JobsConfig;
+
+/// The selfplay scheduler.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerConfig {
+    /// Run the selfplay scheduler on this node.
+    pub enabled: bool,
+    /// How often it replans (the original's main cycle: 300 s). Finished jobs also trigger work.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// The board/player configs it schedules (`hex8_2p`, …); default all 12.
+    pub configs: Vec<ConfigKey>,
+    /// Most games one job plays; a node's allocation for a config becomes one job of at most this many games.
+    pub max_games_per_job: u32,
+    /// Most jobs waiting per node (beyond the running ones); replans add no more while it is reached.
+    pub max_queued_per_node: u32,
+    /// Weights, thresholds and tables of the priority, budget and allocation policy.
+    pub policy: SchedulerPolicyConfig,
+    /// How jobs run: command template, logs, timeouts, retries, SSH.
+    pub jobs: JobsConfig,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            enabled: true,
+            interval: Duration::from_secs(300),
+            configs: ConfigKey::all(),
+            max_games_per_job: 200,
+            max_queued_per_node: 4,
+            policy: SchedulerPolicyConfig::default(),
+            jobs: JobsConfig::default(),
+        }
+    }
+}
+
+impl SchedulerConfig {
+    /// Problems as (path under `scheduler`, what is wrong and expected).
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        if self.interval < Duration::from_secs(1) {
+            out.push(("interval".into(), "must be at least 1s".into()));
+        }
+        if self.configs.is_empty() {
+            out.push((
+                "configs".into(),
+                "is empty (expected config keys like hex8_2p)".into(),
+            ));
+        }
+        if self.max_games_per_job == 0 {
+            out.push(("max_games_per_job".into(), "must be at least 1".into()));
+        }
+        out.extend(self.jobs.problems("jobs"));
+        out
+    }
+}

@@ -1,0 +1,262 @@
+//! Loading a config file: YAML text → typed config `T` with every error reported, env overrides applied, and
+//! semantic validation run.
+//!
+//! How every error is found, not only the first: the top-level keys are checked against the sections `T` knows
+//! (the keys of `T::default()` serialized); then the text is deserialized once per section present, through a
+//! deserializer that shows only that section ([`SectionOnly`]), so each section reports its own first error with
+//! serde_yaml's line and column and serde_path_to_error's field path. Malformed YAML is one error. `T` must be a
+//! struct with `#[serde(default)]` so the sections hidden in each pass take their defaults, and every field must
+//! serialize (no `skip_serializing_if` at the top level): a section missing from `T::default()` serialized is
+//! reported as unknown, and a key missing there cannot be overridden from the env.
+//! When the file has errors, only those are returned; env warnings come with a config that loaded.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_yaml::Value;
+
+use super::env::apply_env;
+use super::report::{ConfigError, ConfigErrors, ConfigWarning};
+use super::validate::Validate;
+use super::yaml::{bare_message, friendly, locate, parse_path, SectionOnly, Segment};
+
+/// Prefix of env overrides: `COORDINATOR_<SECTION>__<KEY>`.
+pub const ENV_PREFIX: &str = "COORDINATOR_";
+
+/// A config that loaded: the value, the env overrides that were dropped, and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded<T> {
+    /// The resolved config: file, then defaults for what the file omits, then env overrides.
+    pub config: T,
+    /// Env overrides that were not applied, one each.
+    pub warnings: Vec<ConfigWarning>,
+    /// The file read.
+    pub source: PathBuf,
+}
+
+/// The process environment's variables starting with [`ENV_PREFIX`] (those with valid UTF-8), for [`load`].
+pub fn process_env() -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os().filter_map(|(name, value)| {
+        let name = name.into_string().ok()?;
+        let value = value.into_string().ok()?;
+        name.to_ascii_uppercase()
+            .starts_with(ENV_PREFIX)
+            .then_some((name, value))
+    })
+}
+
+/// Read and resolve the config at `path` with the overrides in `env` (pass [`process_env()`] in the daemon).
+pub fn load<T, I>(path: &Path, env: I) -> Result<Loaded<T>, ConfigErrors>
+where
+    T: DeserializeOwned + Serialize + Default + Validate,
+    I: IntoIterator<Item = (String, String)>,
+{
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        let message = match error.kind() {
+            std::io::ErrorKind::NotFound => {
+                "config file not found; pass --config with the right path or create it from the repo's config.yaml"
+                    .to_string()
+            }
+            _ => format!("cannot read config file: {error}"),
+        };
+        ConfigErrors(vec![ConfigError::file(path, message)])
+    })?;
+    load_str(&text, path, env)
+}
+
+/// Resolve config `text` as if read from `source` (used by [`load`], tests and embedded defaults).
+pub fn load_str<T, I>(text: &str, source: &Path, env: I) -> Result<Loaded<T>, ConfigErrors>
+where
+    T: DeserializeOwned + Serialize + Default + Validate,
+    I: IntoIterator<Item = (String, String)>,
+{
+    let config: T = parse_all::<T>(text, source)?;
+    let applied = apply_env(config, env, ENV_PREFIX);
+    let overridden: Vec<(String, String)> = applied.applied;
+    let mut errors: Vec<ConfigError> = applied
+        .config
+        .validate()
+        .into_iter()
+        .map(|problem| {
+            let from_env = overridden
+                .iter()
+                .find(|(path, _)| covers(path, &problem.path));
+            match from_env {
+                Some((_, var)) => ConfigError {
+                    file: source.to_path_buf(),
+                    line: None,
+                    column: None,
+                    path: Some(problem.path),
+                    message: format!("{} (value set by {var})", problem.message),
+                },
+                None => {
+                    let at = locate(text, &parse_path(&problem.path));
+                    ConfigError {
+                        file: source.to_path_buf(),
+                        line: at.map(|(line, _)| line),
+                        column: at.map(|(_, column)| column),
+                        path: Some(problem.path),
+                        message: problem.message,
+                    }
+                }
+            }
+        })
+        .collect();
+    if !errors.is_empty() {
+        sort_by_place(&mut errors);
+        return Err(ConfigErrors(errors));
+    }
+    Ok(Loaded {
+        config: applied.config,
+        warnings: applied.warnings,
+        source: source.to_path_buf(),
+    })
+}
+
+/// Whether an override of `overridden` set the field at `path` (itself or one of its parents).
+fn covers(overridden: &str, path: &str) -> bool {
+    path == overridden
+        || path
+            .strip_prefix(overridden)
+            .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
+}
+
+/// The config as YAML, defaults filled (what `check-config` prints).
+pub fn to_yaml<T: Serialize>(config: &T) -> Result<String, serde_yaml::Error> {
+    serde_yaml::to_string(config)
+}
+
+/// Parse `text` into `T`, collecting one error per unknown section and per broken section.
+fn parse_all<T>(text: &str, source: &Path) -> Result<T, ConfigErrors>
+where
+    T: DeserializeOwned + Serialize + Default,
+{
+    let error_at = |line, column, path: Option<String>, message: String| ConfigError {
+        file: source.to_path_buf(),
+        line,
+        column,
+        path,
+        message,
+    };
+    let document: Value = serde_yaml::from_str(text).map_err(|error| {
+        let at = error.location();
+        ConfigErrors(vec![error_at(
+            at.as_ref().map(|at| at.line()),
+            at.as_ref().map(|at| at.column()),
+            None,
+            format!("malformed YAML: {}", bare_message(&error, "")),
+        )])
+    })?;
+    let sections = known_sections::<T>();
+    let entries = match document {
+        Value::Null => return Ok(T::default()),
+        Value::Mapping(entries) => entries,
+        other => {
+            let found = match other {
+                Value::Sequence(_) => "a list",
+                _ => "a single value",
+            };
+            let message = format!(
+                "expected a mapping of sections ({}), found {found}",
+                sections.join(", ")
+            );
+            return Err(ConfigErrors(vec![error_at(
+                Some(1),
+                Some(1),
+                None,
+                message,
+            )]));
+        }
+    };
+
+    let mut errors = Vec::new();
+    let mut present = Vec::new();
+    let mut seen = HashSet::new();
+    for key in entries.keys() {
+        let name = key.as_str().map(str::to_string);
+        match name {
+            Some(name) if sections.contains(&name) => {
+                if seen.insert(name.clone()) {
+                    present.push(name);
+                }
+            }
+            _ => {
+                let shown = name.clone().unwrap_or_else(|| super::env::render(key));
+                let at = name
+                    .as_ref()
+                    .and_then(|name| locate(text, &[Segment::Key(name.clone())]));
+                let expected = sections
+                    .iter()
+                    .map(|s| format!("`{s}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                errors.push(error_at(
+                    at.map(|(line, _)| line),
+                    at.map(|(_, column)| column),
+                    None,
+                    format!("unknown field `{shown}`, expected one of {expected}"),
+                ));
+            }
+        }
+    }
+    for section in &present {
+        let deserializer = SectionOnly::new(serde_yaml::Deserializer::from_str(text), section);
+        if let Err(error) = serde_path_to_error::deserialize::<_, T>(deserializer) {
+            let path = error.path().to_string();
+            let inner = error.inner();
+            let at = inner.location();
+            let message = friendly(&bare_message(inner, &path));
+            errors.push(error_at(
+                at.as_ref().map(|at| at.line()),
+                at.as_ref().map(|at| at.column()),
+                Some(field_path(&path, &message)),
+                message,
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        sort_by_place(&mut errors);
+        return Err(ConfigErrors(errors));
+    }
+    serde_yaml::from_str(text).map_err(|error| {
+        let at = error.location();
+        ConfigErrors(vec![error_at(
+            at.as_ref().map(|at| at.line()),
+            at.as_ref().map(|at| at.column()),
+            None,
+            friendly(&bare_message(&error, "")),
+        )])
+    })
+}
+
+/// The path shown for a deserialization error: serde's path, extended by the key itself for an unknown field
+/// (`sync.retry` + unknown field `backof` → `sync.retry.backof`).
+fn field_path(path: &str, message: &str) -> String {
+    let unknown = message
+        .strip_prefix("unknown field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(key, _)| key);
+    match unknown {
+        Some(key) if path == "." => key.to_string(),
+        Some(key) if path == key || path.ends_with(&format!(".{key}")) => path.to_string(),
+        Some(key) => format!("{path}.{key}"),
+        None => path.to_string(),
+    }
+}
+
+/// The top-level section names of `T`, from its default serialized.
+fn known_sections<T: Serialize + Default>() -> Vec<String> {
+    match serde_yaml::to_value(T::default()) {
+        Ok(Value::Mapping(map)) => map
+            .keys()
+            .filter_map(|key| key.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn sort_by_place(errors: &mut [ConfigError]) {
+    errors.sort_by_key(|error| (error.line.unwrap_or(usize::MAX), error.column.unwrap_or(0)));
+}
