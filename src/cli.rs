@@ -92,6 +92,9 @@ pub enum Command {
         #[arg(long, hide = true)]
         test_hook_hang_health_after: Option<humantime::Duration>,
     },
+    /// Print the generated key reference of docs/configuration.md (every key, default, env var).
+    #[command(hide = true)]
+    ConfigReference,
     /// Built-in stand-in for a selfplay engine: plays synthetic games and writes them atomically.
     SelfplayDemo {
         #[arg(long)]

@@ -53,6 +53,10 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
                 test_hook_hang_health_after.map(Into::into),
             )
         }
+        Command::ConfigReference => {
+            print!("{}", config::reference::markdown());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::SelfplayDemo { .. } => crate::selfplay_cmd::run(command),
     }
 }

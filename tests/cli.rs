@@ -190,3 +190,22 @@ fn data_server_serves_and_stops_on_sigterm() {
     };
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn configuration_doc_lists_every_key_with_its_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_in(dir.path(), &["config-reference"]);
+    assert_eq!(out.status.code(), Some(0));
+    let generated = String::from_utf8(out.stdout).unwrap();
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md")).unwrap();
+    let start = doc.find("<!-- generated:start -->\n").expect("start marker") + "<!-- generated:start -->\n".len();
+    let end = doc.find("<!-- generated:end -->").expect("end marker");
+    assert_eq!(
+        &doc[start..end],
+        generated,
+        "docs/configuration.md is stale: regenerate its generated block with `coordinator config-reference`"
+    );
+    for key in ["supervision.max_restarts", "dead_letters.path", "api.token", "data_server.health_interval", "scheduler.jobs.command"] {
+        assert!(generated.contains(&format!("`{key}`")), "{key}");
+    }
+}

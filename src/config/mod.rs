@@ -12,6 +12,7 @@
 
 pub mod env;
 pub mod loader;
+pub mod reference;
 pub mod report;
 pub mod sections;
 pub mod validate;
