@@ -18,13 +18,20 @@ fn run_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
 #[test]
 fn malformed_yaml_exits_2_naming_the_line() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("config.yaml"), "node:\n  name: a\napi:\n  bind: [unclosed\n").unwrap();
+    std::fs::write(
+        dir.path().join("config.yaml"),
+        "node:\n  name: a\napi:\n  bind: [unclosed\n",
+    )
+    .unwrap();
     for args in [&["check-config"][..], &["run"][..]] {
         let out = run_in(dir.path(), args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("config.yaml:"), "{err}");
-        assert!(err.contains(":4:") || err.contains(":5:"), "names the line: {err}");
+        assert!(
+            err.contains(":4:") || err.contains(":5:"),
+            "names the line: {err}"
+        );
     }
 }
 
@@ -48,32 +55,63 @@ fn every_error_is_reported_with_field_and_expected_form() {
 #[test]
 fn check_config_prints_the_resolved_config_and_env_warnings() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml"), dir.path().join("config.yaml")).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml"),
+        dir.path().join("config.yaml"),
+    )
+    .unwrap();
     let mut c = command(dir.path());
     c.args(["check-config"])
         .env("COORDINATOR_API__DEBUG_ENDPOINTS", "yes")
         .env("COORDINATOR_SUPERVISION__MAX_RESTARTS", "lots");
     let out = run_with_timeout(c, T);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let yaml = String::from_utf8_lossy(&out.stdout);
-    assert!(yaml.contains("debug_endpoints: true"), "bool word applied: {yaml}");
-    assert!(yaml.contains("max_restarts: 5"), "bad value keeps the default");
+    assert!(
+        yaml.contains("debug_endpoints: true"),
+        "bool word applied: {yaml}"
+    );
+    assert!(
+        yaml.contains("max_restarts: 5"),
+        "bad value keeps the default"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("COORDINATOR_SUPERVISION__MAX_RESTARTS") && err.contains("lots"), "{err}");
+    assert!(
+        err.contains("COORDINATOR_SUPERVISION__MAX_RESTARTS") && err.contains("lots"),
+        "{err}"
+    );
 }
 
 #[test]
 fn the_default_config_validates() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml"), dir.path().join("config.yaml")).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml"),
+        dir.path().join("config.yaml"),
+    )
+    .unwrap();
     let out = run_in(dir.path(), &["check-config"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn unknown_node_flag_exits_2() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("config.yaml"), "cluster:\n  nodes:\n    - name: a\n").unwrap();
+    std::fs::write(
+        dir.path().join("config.yaml"),
+        "cluster:\n  nodes:\n    - name: a\n",
+    )
+    .unwrap();
     let out = run_in(dir.path(), &["run", "--node", "zz"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("zz"));
@@ -99,7 +137,12 @@ fn plan_prints_the_contract_json() {
                 {"name": "vast-4090", "gpu": "RTX_4090", "load": 0.5, "ephemeral": true}]}"#;
     std::fs::write(dir.path().join("state.json"), state).unwrap();
     let out = run_in(dir.path(), &["plan", "--state", "state.json"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(plan["total_games"], 2350, "{plan}");
     assert!((plan["estimated_cost_usd"].as_f64().unwrap() - 1.94).abs() < 0.01);
@@ -116,9 +159,18 @@ fn plan_prints_the_contract_json() {
 fn plan_rejects_bad_input_with_the_json_path() {
     let dir = tempfile::tempdir().unwrap();
     for (state, needle) in [
-        (r#"{"configs": [{"config": "hex8_2p"}, {"config": "hexx_2p"}]}"#, "configs[1].config"),
-        (r#"{"configs": [{"config": "hex8_5p"}]}"#, "configs[0].config"),
-        (r#"{"configs": [{"config": "hex8_2p", "game_count": -3}]}"#, "configs[0].game_count"),
+        (
+            r#"{"configs": [{"config": "hex8_2p"}, {"config": "hexx_2p"}]}"#,
+            "configs[1].config",
+        ),
+        (
+            r#"{"configs": [{"config": "hex8_5p"}]}"#,
+            "configs[0].config",
+        ),
+        (
+            r#"{"configs": [{"config": "hex8_2p", "game_count": -3}]}"#,
+            "configs[0].game_count",
+        ),
         (r#"{"configs": [], "nodez": []}"#, "nodez"),
         (r#"{"configs": [{"config": "hex_2p"}]}"#, "hex"),
         ("not json", "line"),
@@ -135,27 +187,73 @@ fn plan_rejects_bad_input_with_the_json_path() {
 fn plan_reads_stdin() {
     let dir = tempfile::tempdir().unwrap();
     let mut c = command(dir.path());
-    c.args(["plan", "--state", "-"]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+    c.args(["plan", "--state", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
     let mut child = c.spawn().unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(br#"{"configs":[{"config":"sq8_2p"}],"nodes":[{"name":"n","gpu":"H100"}]}"#).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"configs":[{"config":"sq8_2p"}],"nodes":[{"name":"n","gpu":"H100"}]}"#)
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(plan["priorities"][0]["config"], "square8_2p", "alias sq8 parsed by the one board parser");
+    assert_eq!(
+        plan["priorities"][0]["config"], "square8_2p",
+        "alias sq8 parsed by the one board parser"
+    );
 }
 
 #[test]
 fn selfplay_demo_writes_games_atomically_and_reports_them() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run_in(dir.path(), &["selfplay-demo", "--board", "hex8", "--players", "3", "--games", "7", "--out", "g.db", "--seed", "5"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run_in(
+        dir.path(),
+        &[
+            "selfplay-demo",
+            "--board",
+            "hex8",
+            "--players",
+            "3",
+            "--games",
+            "7",
+            "--out",
+            "g.db",
+            "--seed",
+            "5",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(out.stdout.trim_ascii()).unwrap();
     assert_eq!(report["games_written"], 7);
     assert!(dir.path().join("g.db").exists());
-    let bad = run_in(dir.path(), &["selfplay-demo", "--board", "hex", "--players", "2", "--games", "1", "--out", "h.db"]);
+    let bad = run_in(
+        dir.path(),
+        &[
+            "selfplay-demo",
+            "--board",
+            "hex",
+            "--players",
+            "2",
+            "--games",
+            "1",
+            "--out",
+            "h.db",
+        ],
+    );
     assert_eq!(bad.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("hexagonal"), "bare hex names both meanings");
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("hexagonal"),
+        "bare hex names both meanings"
+    );
     assert!(!dir.path().join("h.db").exists());
 }
 
@@ -166,14 +264,23 @@ fn data_server_serves_and_stops_on_sigterm() {
     std::fs::write(dir.path().join("games/a.db"), b"0123456789").unwrap();
     let port = common::free_port();
     let mut c = command(dir.path());
-    c.args(["data-server", "--root", ".", "--bind", &format!("127.0.0.1:{port}")])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
+    c.args([
+        "data-server",
+        "--root",
+        ".",
+        "--bind",
+        &format!("127.0.0.1:{port}"),
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null());
     let mut child = c.spawn().unwrap();
     let base = format!("http://127.0.0.1:{port}");
     let deadline = std::time::Instant::now() + T;
     while common::request("GET", &format!("{base}/health"), None).is_err() {
-        assert!(std::time::Instant::now() < deadline, "data server never answered");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "data server never answered"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let (code, inv) = common::request("GET", &format!("{base}/inventory.json"), None).unwrap();
@@ -185,7 +292,10 @@ fn data_server_serves_and_stops_on_sigterm() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(std::time::Instant::now() < deadline, "data server ignored SIGTERM");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "data server ignored SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(0));
@@ -197,15 +307,28 @@ fn configuration_doc_lists_every_key_with_its_default() {
     let out = run_in(dir.path(), &["config-reference"]);
     assert_eq!(out.status.code(), Some(0));
     let generated = String::from_utf8(out.stdout).unwrap();
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md")).unwrap();
-    let start = doc.find("<!-- generated:start -->\n").expect("start marker") + "<!-- generated:start -->\n".len();
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/configuration.md"
+    ))
+    .unwrap();
+    let start = doc
+        .find("<!-- generated:start -->\n")
+        .expect("start marker")
+        + "<!-- generated:start -->\n".len();
     let end = doc.find("<!-- generated:end -->").expect("end marker");
     assert_eq!(
         &doc[start..end],
         generated,
         "docs/configuration.md is stale: regenerate its generated block with `coordinator config-reference`"
     );
-    for key in ["supervision.max_restarts", "dead_letters.path", "api.token", "data_server.health_interval", "scheduler.jobs.command"] {
+    for key in [
+        "supervision.max_restarts",
+        "dead_letters.path",
+        "api.token",
+        "data_server.health_interval",
+        "scheduler.jobs.command",
+    ] {
         assert!(generated.contains(&format!("`{key}`")), "{key}");
     }
 }

@@ -8,7 +8,8 @@ use std::sync::{Arc, OnceLock};
 
 use super::dead_letters::record::NewDeadLetter;
 
-type StoreFn = Box<dyn Fn(NewDeadLetter) -> Result<(), NewDeadLetter> + Send + Sync>;
+/// Hands the letter back (boxed) when it cannot take it.
+type StoreFn = Box<dyn Fn(NewDeadLetter) -> Result<(), Box<NewDeadLetter>> + Send + Sync>;
 
 /// Late-bound route to the dead-letter store.
 #[derive(Clone, Default)]
@@ -24,7 +25,7 @@ impl DeadLetterSink {
     /// Installs the store function (once; later calls are ignored). It hands the letter back when it cannot take it.
     pub fn install(
         &self,
-        store: impl Fn(NewDeadLetter) -> Result<(), NewDeadLetter> + Send + Sync + 'static,
+        store: impl Fn(NewDeadLetter) -> Result<(), Box<NewDeadLetter>> + Send + Sync + 'static,
     ) {
         let _ = self.target.set(Box::new(store));
     }
@@ -34,7 +35,7 @@ impl DeadLetterSink {
         let letter = match self.target.get() {
             Some(store) => match store(letter) {
                 Ok(()) => return,
-                Err(letter) => letter,
+                Err(letter) => *letter,
             },
             None => letter,
         };

@@ -10,6 +10,7 @@
 //!   to its parent; the root giving up resolves [`RootHandle::exited`] so the daemon exits with code 1;
 //! - the watchdog treats a child with no heartbeat within its deadline as failed;
 //! - `Shutdown` stops children in reverse start order, each within its shutdown timeout, then aborts it and says so.
+//!
 //! Restarts happen in place (see `cell`): addresses stay valid and queued messages are kept.
 
 use std::sync::Arc;

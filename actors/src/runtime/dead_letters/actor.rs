@@ -119,10 +119,10 @@ impl DeadLetterActor {
     pub fn offer(
         target: &ActorRef<DeadLetterActor>,
         letter: NewDeadLetter,
-    ) -> Result<(), NewDeadLetter> {
+    ) -> Result<(), Box<NewDeadLetter>> {
         target
             .try_tell_raw(StoreDeadLetter(letter))
-            .map_err(|StoreDeadLetter(l)| l)
+            .map_err(|StoreDeadLetter(l)| Box::new(l))
     }
 
     fn refresh_gauge(&mut self) {
