@@ -23,7 +23,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ListQuery {
-    limit: Option<usize>,
+    limit: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -40,13 +40,10 @@ fn unavailable(e: impl std::fmt::Display) -> HttpResponse {
 }
 
 async fn list(state: web::Data<ApiState>, query: web::Query<ListQuery>) -> HttpResponse {
-    let limit = query.limit.unwrap_or(100);
-    if limit == 0 || limit > 10_000 {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "limit: expected a whole number from 1 to 10000",
-        );
-    }
+    let limit = match super::query_number("limit", query.limit.as_deref(), 100, 10_000) {
+        Ok(n) => n,
+        Err(response) => return response,
+    };
     match state
         .dead_letters
         .ask(

@@ -25,7 +25,7 @@ struct FailQuery {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PingQuery {
-    count: Option<u32>,
+    count: Option<String>,
 }
 
 fn directory_error(e: DirectoryError) -> HttpResponse {
@@ -68,10 +68,10 @@ async fn ping(
             "no such route (debug endpoints are off: api.debug_endpoints)",
         );
     }
-    let count = query.count.unwrap_or(1);
-    if count > 10_000 {
-        return error(StatusCode::BAD_REQUEST, "count: at most 10000");
-    }
+    let count = match super::query_number("count", query.count.as_deref(), 1, 10_000) {
+        Ok(n) => n as u32,
+        Err(response) => return response,
+    };
     match state.directory.ping(&actor, count) {
         Ok(sent) => {
             HttpResponse::Accepted().json(json!({ "actor": actor.as_str(), "queued": sent }))

@@ -44,6 +44,25 @@ pub(crate) fn error(
     HttpResponse::build(status).json(json!({ "error": message.into() }))
 }
 
+/// Parses an optional whole-number query field, naming it and the expected range in the error.
+pub(crate) fn query_number(
+    field: &str,
+    value: Option<&str>,
+    default: usize,
+    max: usize,
+) -> Result<usize, HttpResponse> {
+    let Some(text) = value else {
+        return Ok(default);
+    };
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(error(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            format!("{field}: {text:?} is not a whole number from 1 to {max}"),
+        )),
+    }
+}
+
 /// Binds the API and returns the server future to spawn (bind errors name the address).
 pub fn start(bind: &str, state: ApiState) -> Result<actix_web::dev::Server> {
     let listener = TcpListener::bind(bind).with_context(|| {

@@ -118,6 +118,7 @@ impl<B: Behavior> WorkerSpec<B> {
             options,
             replay: HashMap::new(),
         }
+        .replayable::<Ping>()
     }
 
     /// A reference usable before and after the actor starts.
