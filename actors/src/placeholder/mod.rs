@@ -13,10 +13,6 @@ pub struct PlaceholderActor {
 
 impl Behavior for PlaceholderActor {
     fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
-        tracing::warn!(
-            actor = ctx.name(),
-            role = self.role,
-            "placeholder actor: this part of the tree does no work yet"
-        );
+        tracing::warn!(actor = ctx.name(), role = self.role, "placeholder actor: this part of the tree does no work yet");
     }
 }

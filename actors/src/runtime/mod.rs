@@ -20,8 +20,8 @@
 pub mod actor_ref;
 pub mod behavior;
 pub mod cell;
-pub mod child;
 pub mod circuit_breaker;
+pub mod child;
 pub mod dead_letter_sink;
 pub mod dead_letters;
 pub mod directory;
