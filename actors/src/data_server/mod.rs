@@ -8,13 +8,15 @@
 //! - [`checksum`]: sha256 off the request threads, cached by (path, size, mtime).
 //! - [`inventory`]: the list of servable files.
 //! - [`server`]: routes, error mapping, and the standalone / in-process entry points.
+//! - [`monitor`]: the actor that runs this server as a child process and keeps it up.
 //!
-//! The monitor actor that runs this server as a child process lives elsewhere; this module knows nothing of it
-//! except the test hook it needs ([`ServerOptions::test_hook_hang_health_after`]).
+//! The server side knows nothing of the monitor except the test hook it needs
+//! ([`ServerOptions::test_hook_hang_health_after`]).
 
 pub mod checksum;
 pub mod config;
 pub mod inventory;
+pub mod monitor;
 pub mod paths;
 pub mod range;
 pub mod server;
