@@ -80,6 +80,9 @@ pub fn status(api: Option<String>, json: bool) -> Result<ExitCode> {
         body["uptime_s"].as_u64().unwrap_or(0)
     );
     print_tree(&body["tree"], &body["actors"], "", true, true);
+    if let Some(ds) = body.get("data_server") {
+        println!("\ndata server: {}", serde_json::to_string(ds)?);
+    }
     for extra in ["jobs", "sync", "plan"] {
         if let Reply::Answered(200, value) = call(
             "GET",

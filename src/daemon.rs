@@ -7,6 +7,11 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use actors::data_server::monitor::actor::{
+    monitor_child, monitor_child_options, DataServerMonitor, StateListener,
+};
+use actors::data_server::monitor::command::ServerCommand;
+use actors::data_server::monitor::policy::DataServerState;
 use actors::placeholder::PlaceholderActor;
 use actors::runtime::dead_letters::{DeadLetterActor, DeadLetterStore};
 use actors::runtime::{ChildSpec, DeadLetterSink, Directory, RootExit, SupervisorSpec, WorkerSpec};
@@ -71,12 +76,25 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
 
     let mut root =
         SupervisorSpec::new("root", config.supervision.supervisor_options()).child(dl_child);
-    root = root.child(placeholder(
-        "data_server_monitor",
-        "data-server monitor (issue 3)",
-        &config,
-        &sink,
-    ));
+    let mut monitor_ref = None;
+    if config.data_server.enabled {
+        let options = monitor_child_options(child_options, &config.data_server);
+        let spec = WorkerSpec::<DataServerMonitor>::new("data_server_monitor", options, &sink);
+        monitor_ref = Some(spec.actor_ref());
+        let command = ServerCommand::current_exe()
+            .context("cannot find the coordinator executable to start the data server")?;
+        let on_state: StateListener = Arc::new(|state: DataServerState| {
+            // PLACEHOLDER route: the sync coordinator is a later issue; until then the change is only logged.
+            tracing::info!(?state, "local data server state changed");
+        });
+        root = root.child(monitor_child(
+            spec,
+            config.data_server.clone(),
+            node.clone(),
+            command,
+            on_state,
+        ));
+    }
     if config.sync.enabled {
         root = root.child(placeholder(
             "sync",
@@ -131,6 +149,7 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
             directory: handle.directory.clone(),
             dead_letters: dl_ref.clone(),
             scheduler: scheduler_ref.clone(),
+            data_server: monitor_ref.clone(),
             token: config.api.token.clone(),
             debug_endpoints: config.api.debug_endpoints,
             ask_timeout: config.supervision.ask_timeout,

@@ -14,6 +14,7 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
+use actors::data_server::monitor::actor::DataServerMonitor;
 use actors::runtime::dead_letters::DeadLetterActor;
 use actors::runtime::{ActorRef, Directory, TreeShape};
 use actors::scheduler::actor::SchedulerActor;
@@ -28,6 +29,8 @@ pub struct ApiState {
     pub tree: TreeShape,
     pub directory: Directory,
     pub dead_letters: ActorRef<DeadLetterActor>,
+    /// `None` when `data_server.enabled` is false.
+    pub data_server: Option<ActorRef<DataServerMonitor>>,
     /// `None` when `scheduler.enabled` is false.
     pub scheduler: Option<ActorRef<SchedulerActor>>,
     pub token: Option<String>,

@@ -2,6 +2,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
+use actors::data_server::monitor::messages::DataServerStatus;
 use actors::runtime::ChildState;
 use serde_json::json;
 
@@ -24,11 +25,24 @@ async fn health(state: web::Data<ApiState>) -> HttpResponse {
 }
 
 async fn status(state: web::Data<ApiState>) -> HttpResponse {
+    // The tree is read from shared status (never blocks on a hung actor); the data-server section asks its
+    // monitor with a short deadline and says so when it cannot answer.
+    let data_server = match &state.data_server {
+        None => json!({ "enabled": false }),
+        Some(monitor) => {
+            let deadline = state.ask_timeout.min(std::time::Duration::from_secs(2));
+            match monitor.ask(DataServerStatus, deadline).await {
+                Ok(snapshot) => serde_json::to_value(snapshot).unwrap_or_default(),
+                Err(e) => json!({ "error": format!("monitor did not answer: {e}") }),
+            }
+        }
+    };
     HttpResponse::Ok().json(json!({
         "node": state.node,
         "uptime_s": state.started.elapsed().as_secs(),
         "tree": state.tree.status(),
         "actors": state.tree.actor_stats(),
+        "data_server": data_server,
     }))
 }
 
