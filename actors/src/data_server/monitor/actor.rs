@@ -130,13 +130,17 @@ impl DataServerMonitor {
         tracing::info!(pid, run_id, bind = %self.config.bind, "data server process started");
         let (stop_tx, stop_rx) = oneshot::channel();
         let reaped = Rc::new(StdCell::new(false));
+        let wanted = Rc::new(StdCell::new(true));
         let task = actix_rt::spawn(keep(
             child,
-            run_id,
-            pid,
+            Report {
+                run_id,
+                pid,
+                reaped: reaped.clone(),
+                wanted: wanted.clone(),
+                monitor: ctx.myself(),
+            },
             stop_rx,
-            reaped.clone(),
-            ctx.myself(),
         ));
         // A previous keeper (should there be one) is dropped here, which kills its process.
         self.keeper = Some(Keeper {
@@ -144,6 +148,7 @@ impl DataServerMonitor {
             pid,
             stop: Some(stop_tx),
             reaped,
+            wanted,
             task: Some(task),
         });
         Ok(pid)
@@ -387,37 +392,58 @@ struct Keeper {
     pid: u32,
     stop: Option<oneshot::Sender<StopRequest>>,
     reaped: Rc<StdCell<bool>>,
+    /// False once the actor state holding this keeper is gone: then the exit is not reported.
+    wanted: Rc<StdCell<bool>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Keeper {
     fn drop(&mut self) {
+        // Whatever happens next, the monitor that would read the report is gone.
+        self.wanted.set(false);
         let Some(task) = self.task.take() else {
             return;
         };
         if task.is_finished() {
             return;
         }
-        // The monitor is going away with its server still running (crash, restart): kill the whole group now;
-        // aborting the keeper drops the child, whose kill_on_drop covers the rest.
+        // The keeper task is left to run: it reaps the child (no zombie), and a graceful stop already asked for
+        // (shutdown, hung server) runs to its end even if the actor's stop hook was cut short. Should the thread
+        // go away too, the child is killed on drop and by its parent-death signal.
+        let Some(stop) = self.stop.take() else {
+            return;
+        };
+        // No stop asked for: the monitor crashed or restarts. Kill the whole group now.
         if !self.reaped.get() {
             if let Err(error) = signal_group(self.pid, libc::SIGKILL) {
                 tracing::warn!(pid = self.pid, %error, "could not kill the data server on drop");
             }
         }
-        task.abort();
+        let _ = stop.send(StopRequest {
+            grace: Duration::ZERO,
+            report: false,
+        });
     }
 }
 
-/// Owns one server process until it ends: relays its stderr, reports its exit, stops it on request.
-async fn keep(
-    mut child: Child,
+/// Where a keeper reports, and the flags it shares with the actor's [`Keeper`].
+struct Report {
     run_id: u64,
     pid: u32,
-    stop: oneshot::Receiver<StopRequest>,
     reaped: Rc<StdCell<bool>>,
+    wanted: Rc<StdCell<bool>>,
     monitor: ActorRef<DataServerMonitor>,
-) {
+}
+
+/// Owns one server process until it ends: relays its stderr, reports its exit, stops it on request.
+async fn keep(mut child: Child, report_to: Report, stop: oneshot::Receiver<StopRequest>) {
+    let Report {
+        run_id,
+        pid,
+        reaped,
+        wanted,
+        monitor,
+    } = report_to;
     let tail = Rc::new(RefCell::new(VecDeque::with_capacity(STDERR_TAIL_LINES)));
     let relay = relay_stderr(child.stderr.take(), pid, tail.clone()).fuse();
     let waited = wait_or_stop(&mut child, pid, stop).fuse();
@@ -432,7 +458,7 @@ async fn keep(
     if !relay.is_terminated() {
         let _ = tokio::time::timeout(STDERR_DRAIN, relay.as_mut()).await;
     }
-    if !report {
+    if !report || !wanted.get() {
         return;
     }
     let (ended, wait_error) = match outcome {

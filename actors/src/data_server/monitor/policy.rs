@@ -322,10 +322,10 @@ impl MonitorPolicy {
                     actions.push(Action::Log(Notice::CircuitClosed));
                 }
             }
-            (Phase::Starting { run, .. }, Err(error)) if run.run_id == run_id => {
+            (Phase::Starting { run, .. }, Err(_)) if run.run_id == run_id => {
+                // Normal while the server binds; the startup deadline decides when it is a problem.
                 run.check_in_flight = false;
                 self.consecutive_failed_checks = self.consecutive_failed_checks.saturating_add(1);
-                self.last_error = Some(format!("not answering /health yet: {error}"));
             }
             (Phase::Up { run }, Ok(())) if run.run_id == run_id => {
                 run.check_in_flight = false;
