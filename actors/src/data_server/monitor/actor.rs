@@ -9,9 +9,11 @@
 //!   (hung server, shutdown) makes the keeper terminate the child (SIGTERM, grace, SIGKILL to its group).
 //! - Health polls run as the actor's spawned work and come back as [`HealthChecked`]; one timer ([`MonitorWoke`])
 //!   is kept at the policy's next deadline.
-//! - If the actor itself crashes, its state is dropped: the keeper is aborted and the child's group is sent
-//!   SIGKILL (the child is also `kill_on_drop` and has a parent-death signal), and the fresh incarnation starts a
-//!   new server. Run ids start at a random number per incarnation so late messages of an old one never match.
+//! - If the actor itself crashes, its state is dropped: the child's group is sent SIGKILL and the keeper, left to
+//!   run, reaps it without reporting (the child is also `kill_on_drop` and has a parent-death signal should the
+//!   thread go too); the fresh incarnation starts a new server. Run ids start at a random number per incarnation
+//!   so late messages of an old one never match. A graceful stop already under way when the state is dropped
+//!   (the runtime may cut the stop hook short) runs to its end in the keeper.
 
 use std::cell::{Cell as StdCell, RefCell};
 use std::collections::VecDeque;
