@@ -503,7 +503,16 @@ impl<B: Behavior> Cell<B> {
             None => self.finish_stop(ctx),
             Some(fut) => {
                 let shared = self.core.shared.clone();
-                let abort = async move { shared.control.notify.notified().await };
+                // Only a queued `Abort` cuts the graceful stop short: a wake-up left over from an earlier command
+                // (a stored `notify_one` permit) must not.
+                let abort = async move {
+                    loop {
+                        if shared.control.has_abort() {
+                            break;
+                        }
+                        shared.control.notify.notified().await;
+                    }
+                };
                 ctx.wait(
                     actix::fut::wrap_future::<_, Self>(async move {
                         futures::pin_mut!(abort);

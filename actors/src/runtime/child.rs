@@ -241,6 +241,14 @@ impl ControlQueue {
         }
     }
 
+    /// Whether an `Abort` waits in the queue (a graceful stop ends only for a real abort, not a stray wake-up).
+    pub(crate) fn has_abort(&self) -> bool {
+        self.queue
+            .lock()
+            .map(|q| q.iter().any(|c| matches!(c, Control::Abort)))
+            .unwrap_or(false)
+    }
+
     pub(crate) fn pop(&self) -> Option<Control> {
         self.queue.lock().ok().and_then(|mut q| q.pop_front())
     }
