@@ -42,7 +42,7 @@ fn unavailable(e: impl std::fmt::Display) -> HttpResponse {
 async fn list(state: web::Data<ApiState>, query: web::Query<ListQuery>) -> HttpResponse {
     let limit = match super::query_number("limit", query.limit.as_deref(), 100, 10_000) {
         Ok(n) => n,
-        Err(response) => return response,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     match state
         .dead_letters

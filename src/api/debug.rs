@@ -70,7 +70,7 @@ async fn ping(
     }
     let count = match super::query_number("count", query.count.as_deref(), 1, 10_000) {
         Ok(n) => n as u32,
-        Err(response) => return response,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     match state.directory.ping(&actor, count) {
         Ok(sent) => {

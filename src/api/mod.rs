@@ -47,21 +47,20 @@ pub(crate) fn error(
     HttpResponse::build(status).json(json!({ "error": message.into() }))
 }
 
-/// Parses an optional whole-number query field, naming it and the expected range in the error.
+/// Parses an optional whole-number query field; the error names the field and the expected range.
 pub(crate) fn query_number(
     field: &str,
     value: Option<&str>,
     default: usize,
     max: usize,
-) -> Result<usize, HttpResponse> {
+) -> Result<usize, String> {
     let Some(text) = value else {
         return Ok(default);
     };
     match text.trim().parse::<usize>() {
         Ok(n) if (1..=max).contains(&n) => Ok(n),
-        _ => Err(error(
-            actix_web::http::StatusCode::BAD_REQUEST,
-            format!("{field}: {text:?} is not a whole number from 1 to {max}"),
+        _ => Err(format!(
+            "{field}: {text:?} is not a whole number from 1 to {max}"
         )),
     }
 }

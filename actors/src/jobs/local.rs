@@ -16,14 +16,12 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::process::Command;
-
 use super::config::JobsConfig;
 use super::demo::count_games;
 use super::outcome::{GamesReport, JobOutcome, JobStatus};
-use super::run::{supervise, AttemptLogs, Ending};
+use super::run::{start_logged, supervise, AttemptLogs, Ending};
 use super::spec::{check_job_id, render, JobSpec};
-use crate::process::{self, Ended};
+use crate::process::Ended;
 
 /// Runs jobs as local child processes. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -68,27 +66,9 @@ impl LocalExecutor {
         if let Err(reason) = prepare_output(&spec.output) {
             return JobStatus::not_started(reason);
         }
-        let (logs, stdout, stderr) = match AttemptLogs::open(
-            self.config.stdout_log(&spec.id),
-            self.config.stderr_log(&spec.id),
-        ) {
-            Ok(opened) => opened,
-            Err(error) => {
-                return JobStatus::not_started(format!(
-                    "could not open the job logs in {:?}: {error}; check logs_dir is writable",
-                    self.config.logs_dir
-                ))
-            }
-        };
-        let mut command = Command::new(&argv[0]);
-        command
-            .args(&argv[1..])
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(stdout))
-            .stderr(Stdio::from(stderr));
-        let mut child = match process::spawn_owned(&mut command) {
-            Ok(child) => child,
-            Err(error) => return JobStatus::not_started(error.to_string()),
+        let (logs, mut child) = match start_logged(&self.config, &spec.id, &argv, Stdio::null()) {
+            Ok(started) => started,
+            Err(status) => return status,
         };
         tracing::info!(job = %spec.id, config = %spec.config_key, games = spec.games, program = %argv[0], "job started");
         let ending = supervise(

@@ -77,6 +77,40 @@ fn read_tail(path: &Path, from: u64, max_bytes: u64) -> std::io::Result<String> 
     Ok(text)
 }
 
+/// Opens the attempt's logs and starts `argv` with stdout/stderr appended to them (own process group, parent-death
+/// signal), as both executors do. A failure is the attempt's status, ready to return.
+pub(crate) fn start_logged(
+    config: &super::config::JobsConfig,
+    job_id: &str,
+    argv: &[String],
+    stdin: std::process::Stdio,
+) -> Result<(AttemptLogs, Child), super::outcome::JobStatus> {
+    use super::outcome::JobStatus;
+    let Some((program, args)) = argv.split_first() else {
+        return Err(JobStatus::not_started(
+            "the job command is empty; set scheduler.jobs.command".to_string(),
+        ));
+    };
+    let (logs, stdout, stderr) =
+        AttemptLogs::open(config.stdout_log(job_id), config.stderr_log(job_id)).map_err(
+            |error| {
+                JobStatus::not_started(format!(
+                    "could not open the job logs in {:?}: {error}; check logs_dir is writable",
+                    config.logs_dir
+                ))
+            },
+        )?;
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(args)
+        .stdin(stdin)
+        .stdout(std::process::Stdio::from(stdout))
+        .stderr(std::process::Stdio::from(stderr));
+    let child = process::spawn_owned(&mut command)
+        .map_err(|error| JobStatus::not_started(error.to_string()))?;
+    Ok((logs, child))
+}
+
 /// How a supervised child run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Ending {

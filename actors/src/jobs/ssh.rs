@@ -18,14 +18,12 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::process::Command;
-
 use super::config::JobsConfig;
 use super::local::describe_exit;
 use super::outcome::{GamesReport, JobOutcome, JobStatus};
-use super::run::{supervise, AttemptLogs, Ending};
+use super::run::{start_logged, supervise, AttemptLogs, Ending};
 use super::spec::{check_job_id, render, JobSpec};
-use crate::process::{self, Ended};
+use crate::process::Ended;
 
 /// Exit code of the remote script when it cannot enter `remote_dir` or create the output directory.
 pub const REMOTE_SETUP_FAILED: i32 = 96;
@@ -159,27 +157,9 @@ impl SshExecutor {
             Ok(argv) => argv,
             Err(reason) => return JobStatus::not_started(reason),
         };
-        let (logs, stdout, stderr) = match AttemptLogs::open(
-            self.config.stdout_log(&spec.id),
-            self.config.stderr_log(&spec.id),
-        ) {
-            Ok(opened) => opened,
-            Err(error) => {
-                return JobStatus::not_started(format!(
-                    "could not open the job logs in {:?}: {error}; check logs_dir is writable",
-                    self.config.logs_dir
-                ))
-            }
-        };
-        let mut command = Command::new(&argv[0]);
-        command
-            .args(&argv[1..])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::from(stdout))
-            .stderr(Stdio::from(stderr));
-        let mut child = match process::spawn_owned(&mut command) {
-            Ok(child) => child,
-            Err(error) => return JobStatus::not_started(error.to_string()),
+        let (logs, mut child) = match start_logged(&self.config, &spec.id, &argv, Stdio::piped()) {
+            Ok(started) => started,
+            Err(status) => return status,
         };
         // Held open for the whole run: its closing tells the peer to stop the job.
         let mut remote_stdin = child.stdin.take();
@@ -281,6 +261,8 @@ mod tests {
     use super::*;
     use crate::jobs::local::tests::wait_dead;
     use crate::jobs::spec::tests::sample_spec;
+    use crate::process;
+    use tokio::process::Command;
 
     const WAIT: Duration = Duration::from_secs(30);
 
