@@ -178,6 +178,21 @@ impl Allocation {
     pub fn config(&self, config: ConfigKey) -> Option<&ConfigAllocation> {
         self.configs.iter().find(|c| c.config == config)
     }
+
+    /// Per config (allocation order), the games per node by node name (`nodes` as in the request).
+    pub fn by_node_name(&self, nodes: &[NodeState]) -> Vec<(ConfigKey, Vec<(String, u64)>)> {
+        self.configs
+            .iter()
+            .map(|c| {
+                let per_node = c
+                    .nodes
+                    .iter()
+                    .map(|n| (nodes[n.node].name.clone(), n.games))
+                    .collect();
+                (c.config, per_node)
+            })
+            .collect()
+    }
 }
 
 /// Node order and running cap use shared by every step of one plan.
@@ -548,16 +563,9 @@ mod tests {
 
     fn named(allocation: &Allocation, nodes: &[NodeState]) -> Vec<(String, Vec<(String, u64)>)> {
         allocation
-            .configs
-            .iter()
-            .map(|c| {
-                let per_node = c
-                    .nodes
-                    .iter()
-                    .map(|n| (nodes[n.node].name.clone(), n.games))
-                    .collect();
-                (c.config.to_string(), per_node)
-            })
+            .by_node_name(nodes)
+            .into_iter()
+            .map(|(config, per_node)| (config.to_string(), per_node))
             .collect()
     }
 

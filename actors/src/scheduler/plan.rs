@@ -493,20 +493,7 @@ pub fn plan(state: &PlanState, policy: &SchedulerPolicyConfig) -> PlanOutput {
         priorities,
         total_games: allocation.total_games(),
         estimated_cost_usd: allocation.estimated_cost_usd(&nodes),
-        allocation: PlanAllocation(
-            allocation
-                .configs
-                .iter()
-                .map(|c| {
-                    let per_node = c
-                        .nodes
-                        .iter()
-                        .map(|n| (nodes[n.node].name.clone(), n.games))
-                        .collect();
-                    (c.config, per_node)
-                })
-                .collect(),
-        ),
+        allocation: PlanAllocation(allocation.by_node_name(&nodes)),
     }
 }
 
