@@ -16,6 +16,7 @@ use super::child::ChildShared;
 use super::dead_letter_sink::DeadLetterSink;
 use super::ids::MessageMeta;
 use super::message::{DeliveryError, Envelope, Message};
+use super::reply::{NoReply, ReplyWithin};
 
 /// Reference to an actor hosted by a [`Cell`].
 pub struct ActorRef<B: Behavior> {
@@ -153,13 +154,12 @@ impl<B: Behavior> ActorRef<B> {
                 }
             }
         }
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(remaining, rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(DeliveryError::MailboxClosed {
+        match ReplyWithin::new(rx, deadline).await {
+            Ok(result) => result,
+            Err(NoReply::Dropped) => Err(DeliveryError::MailboxClosed {
                 actor: self.shared.name.clone(),
             }),
-            Err(_) => Err(DeliveryError::Timeout {
+            Err(NoReply::DeadlinePassed) => Err(DeliveryError::Timeout {
                 actor: self.shared.name.clone(),
                 timeout_ms: timeout.as_millis() as u64,
             }),

@@ -73,7 +73,14 @@ pub struct CellCore<B: Behavior> {
     started_tx: Option<oneshot::Sender<()>>,
     stop_done: Option<oneshot::Sender<()>>,
     options: CellOptions,
-    counters: HashMap<&'static str, (IntCounter, IntCounter)>,
+    counters: Vec<MessageCounters>,
+}
+
+/// The Prometheus counters of one message type handled by one actor.
+struct MessageCounters {
+    msg: &'static str,
+    handled: IntCounter,
+    failed: IntCounter,
 }
 
 impl<B: Behavior> CellCore<B> {
@@ -90,15 +97,28 @@ impl<B: Behavior> CellCore<B> {
         self.next_task
     }
 
-    fn counters(&mut self, msg: &'static str) -> &(IntCounter, IntCounter) {
-        let actor = &self.shared.name;
-        self.counters.entry(msg).or_insert_with(|| {
-            let m = metrics::runtime();
-            (
-                m.messages_handled.with_label_values(&[actor, msg]),
-                m.messages_failed.with_label_values(&[actor, msg]),
-            )
-        })
+    /// The handled/failed counters of message type `msg`, found by the name's address first (every message type
+    /// has one `&'static` name, so the common case is a pointer compare over a handful of entries, no hashing).
+    fn counters(&mut self, msg: &'static str) -> &MessageCounters {
+        let found = self
+            .counters
+            .iter()
+            .position(|c| std::ptr::eq(c.msg, msg))
+            .or_else(|| self.counters.iter().position(|c| c.msg == msg));
+        let index = match found {
+            Some(index) => index,
+            None => {
+                let m = metrics::runtime();
+                let actor = self.shared.name.as_str();
+                self.counters.push(MessageCounters {
+                    msg,
+                    handled: m.messages_handled.with_label_values(&[actor, msg]),
+                    failed: m.messages_failed.with_label_values(&[actor, msg]),
+                });
+                self.counters.len() - 1
+            }
+        };
+        &self.counters[index]
     }
 
     fn letter<M: Message>(&self, msg: &M, meta: MessageMeta, error: &str) -> NewDeadLetter {
@@ -180,7 +200,7 @@ impl<B: Behavior> Cell<B> {
                 started_tx,
                 stop_done: None,
                 options,
-                counters: HashMap::new(),
+                counters: Vec::new(),
             },
         }
     }
@@ -196,27 +216,32 @@ impl<B: Behavior> Cell<B> {
         M: Message,
         B: Handles<M>,
     {
-        let shared = self.core.shared.clone();
-        let actor = shared.name.as_str();
         if self.behavior.is_none() {
             let error = DeliveryError::MailboxClosed {
-                actor: actor.to_string(),
+                actor: self.core.shared.name.clone(),
             };
             self.core.store_letter(msg, meta, &error.to_string());
             return Err(error);
         }
+        let correlation_id = meta.correlation_id.hex();
         let span = tracing::info_span!(
             "message",
-            actor = actor,
+            actor = self.core.shared.name.as_str(),
             msg = M::NAME,
             id = meta.id.0,
-            correlation_id = %meta.correlation_id
+            correlation_id = correlation_id.as_str()
         );
         let _entered = span.enter();
         let _meta = ids::enter(meta, None);
-        shared.beat();
+        // No clock read here: the cell's heartbeat timer beats while its loop turns, and a handler that never
+        // returns stops that loop, which is what the watchdog looks for.
 
-        let drill = Drill::from_u8(shared.drill.swap(0, Ordering::AcqRel));
+        // A plain load first: the swap (a locked instruction) only when a drill is armed.
+        let drill = if self.core.shared.drill.load(Ordering::Relaxed) == 0 {
+            None
+        } else {
+            Drill::from_u8(self.core.shared.drill.swap(0, Ordering::AcqRel))
+        };
         if drill == Some(Drill::Hang) {
             tracing::warn!(
                 "fault drill: hang; this actor stops making progress until the watchdog restarts it"
@@ -228,7 +253,7 @@ impl<B: Behavior> Cell<B> {
             ));
             self.wait_for_control(ctx);
             return Err(DeliveryError::Hung {
-                actor: actor.to_string(),
+                actor: self.core.shared.name.clone(),
             });
         }
 
@@ -252,42 +277,42 @@ impl<B: Behavior> Cell<B> {
         };
         match outcome {
             Ok(Ok(reply)) => {
-                shared.count_handled();
-                self.core.counters(M::NAME).0.inc();
+                self.core.shared.count_handled();
+                self.core.counters(M::NAME).handled.inc();
                 Ok(reply)
             }
             Ok(Err(error)) if !error.crash => {
-                shared.count_failed();
-                self.core.counters(M::NAME).1.inc();
+                self.core.shared.count_failed();
+                self.core.counters(M::NAME).failed.inc();
                 tracing::warn!(%error, "handler failed; message stored as a dead letter, actor goes on");
                 self.core.store_letter(msg, meta, &error.message);
                 Err(DeliveryError::Handler {
-                    actor: actor.to_string(),
+                    actor: self.core.shared.name.clone(),
                     error: error.message,
                 })
             }
             Ok(Err(error)) => {
-                shared.count_failed();
-                self.core.counters(M::NAME).1.inc();
+                self.core.shared.count_failed();
+                self.core.counters(M::NAME).failed.inc();
                 let reason = format!("handler reported a crash: {}", error.message);
                 tracing::error!(%reason, "message stored as a dead letter; actor restarts with fresh state");
                 self.core.store_letter(msg, meta, &reason);
                 self.crash(reason, ctx);
                 Err(DeliveryError::Panicked {
-                    actor: actor.to_string(),
+                    actor: self.core.shared.name.clone(),
                     error: error.message,
                 })
             }
             Err(panic) => {
-                shared.count_failed();
-                self.core.counters(M::NAME).1.inc();
+                self.core.shared.count_failed();
+                self.core.counters(M::NAME).failed.inc();
                 let text = panic_text(&panic);
                 let reason = format!("panic: {text}");
                 tracing::error!(%reason, "handler panicked; message stored as a dead letter, actor restarts with fresh state");
                 self.core.store_letter(msg, meta, &reason);
                 self.crash(reason, ctx);
                 Err(DeliveryError::Panicked {
-                    actor: actor.to_string(),
+                    actor: self.core.shared.name.clone(),
                     error: text,
                 })
             }

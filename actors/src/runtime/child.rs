@@ -87,6 +87,15 @@ pub fn monotonic_ms() -> u64 {
     EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
+/// Adds one to a counter that only one thread writes (readers on other threads see it a moment later): a plain
+/// load and store, without the locked read-modify-write that `fetch_add` costs on every message.
+fn bump_single_writer(counter: &AtomicU64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
+}
+
 /// Status shared by a child, its supervisor and the control API.
 #[derive(Debug)]
 pub struct ChildShared {
@@ -158,20 +167,23 @@ impl ChildShared {
         self.failed.load(Ordering::Relaxed)
     }
 
+    /// Only the hosting cell's thread calls this (single writer).
     pub(crate) fn count_handled(&self) {
-        self.handled.fetch_add(1, Ordering::Relaxed);
+        bump_single_writer(&self.handled);
     }
 
+    /// Only the hosting cell's thread calls this (single writer).
     pub(crate) fn count_failed(&self) {
-        self.failed.fetch_add(1, Ordering::Relaxed);
+        bump_single_writer(&self.failed);
     }
 
     pub(crate) fn count_enqueued(&self) {
         self.enqueued.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Only the hosting cell's thread calls this (single writer).
     pub(crate) fn count_dequeued(&self) {
-        self.dequeued.fetch_add(1, Ordering::Relaxed);
+        bump_single_writer(&self.dequeued);
     }
 
     /// Messages sent through the runtime and not yet taken from the mailbox (approximate).

@@ -7,6 +7,7 @@
 //! - `behavior`: what an actor implements (`Behavior`, `Handles<M>`) and the `Ctx` its handlers get.
 //! - `cell`: the actix actor hosting a behavior: panic capture, in-place restart, heartbeat.
 //! - `actor_ref`: `tell`/`ask` with deadlines; nothing undeliverable is dropped silently.
+//! - `reply`: an ask's wait for its reply, with a timer armed only when the reply does not come at once.
 //! - `child`: status shared between a child, its supervisor and the API; the out-of-band control queue.
 //! - `spec`: child specifications (workers, options) and how they are spawned.
 //! - `supervisor`: ordered start, restart by strategy, intensity, backoff, watchdog, ordered shutdown.
@@ -29,6 +30,7 @@ pub mod drill;
 pub mod ids;
 pub mod message;
 pub mod metrics;
+pub mod reply;
 pub mod restart_policy;
 pub mod spec;
 pub mod supervisor;
