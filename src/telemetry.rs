@@ -1,29 +1,20 @@
 //! Logging setup: `tracing` to stderr, pretty for people or one JSON object per line for machines.
 //!
-//! JSON lines carry `timestamp`, `level`, `target`, `fields` and the span list, so every message span
-//! (`actor`, `msg`, `id`, `correlation_id`) is on each line logged inside it.
+//! The lines themselves are `actors::logging`'s job (the same layer the runtime benchmark measures). JSON lines
+//! carry `timestamp`, `level`, `fields`, `target`, `span` and `spans`, so every message span (`actor`, `msg`, `id`,
+//! `correlation_id`) is on each line logged inside it.
 
-use anyhow::{Context, Result};
-use tracing_subscriber::{fmt, EnvFilter};
+use anyhow::Result;
 
 use crate::cli::LogFormat;
 
 /// Installs the global subscriber. `level` is a level or an EnvFilter directive list.
 pub fn init(format: LogFormat, level: &str) -> Result<()> {
-    let filter = EnvFilter::try_new(level).with_context(|| {
-        format!("invalid log level {level:?} (expected e.g. info, debug, or actors=debug,info)")
-    })?;
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let result = match format {
-        LogFormat::Pretty => builder.with_target(true).try_init(),
-        LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(true)
-            .flatten_event(false)
-            .try_init(),
+    let format = match format {
+        LogFormat::Pretty => actors::logging::LogFormat::Pretty,
+        LogFormat::Json => actors::logging::LogFormat::Json,
     };
-    result.map_err(|e| anyhow::anyhow!("could not install the log subscriber: {e}"))?;
+    actors::logging::install(format, level, std::io::stderr)?;
     install_panic_hook();
     Ok(())
 }

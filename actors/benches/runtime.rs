@@ -94,18 +94,13 @@ fn main() {
         .find(|w| w[0] == "--subscriber")
         .map(|w| w[1].clone())
         .unwrap_or_else(|| "info".to_string());
+    // The daemon's own log setup (actors::logging), writing into a null sink: spans are really built.
     match subscriber.as_str() {
         "off" => {}
-        "warn" => tracing_subscriber::fmt()
-            .with_writer(std::io::sink)
-            .with_max_level(tracing::Level::WARN)
-            .json()
-            .init(),
-        _ => tracing_subscriber::fmt()
-            .with_writer(std::io::sink)
-            .with_max_level(tracing::Level::INFO)
-            .json()
-            .init(),
+        level => {
+            ::actors::logging::install(::actors::logging::LogFormat::Json, level, std::io::sink)
+                .unwrap_or_else(|e| panic!("--subscriber {level}: {e}"))
+        }
     }
     println!("subscriber: {subscriber}");
     // Panics are expected in the restart bench; keep stderr quiet.

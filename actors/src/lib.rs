@@ -7,11 +7,13 @@
 //! - `data_server`: the file server process (`coordinator data-server`) and its configuration.
 //! - `scheduler`: the selfplay scheduler's pure policy (boards, priorities, budgets, allocation) and the plan dry run.
 //! - `jobs`: selfplay jobs: command templates, local and SSH executors, the job table, the demo engine.
+//! - `logging`: log lines for operators (JSON or text), span fields rendered once per span.
 //! - `units`: byte sizes in config (`64MiB`).
 //! - `placeholder`: the stand-in for actors whose issues are not built yet.
 
 pub mod data_server;
 pub mod jobs;
+pub mod logging;
 pub mod placeholder;
 pub mod process;
 pub mod runtime;

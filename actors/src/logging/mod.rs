@@ -1,0 +1,87 @@
+//! Log output for operators: one line per event, JSON objects or plain text, each carrying the fields of every
+//! span it happened in (above all the runtime's `message` span: actor, msg, id, correlation id).
+//!
+//! Why a layer of our own instead of tracing-subscriber's `fmt`: `fmt` renders a span's fields into a string that
+//! grows as it is written, at the moment the span opens, whether or not anything is ever logged inside it. Every
+//! handled message opens a span, so that was most of the runtime's per-message cost (about 0.5-1 µs; see
+//! docs/performance.md). Here a span's field values are only copied when it opens (inline, no allocation for the
+//! message span), and all formatting (values, timestamp, level, span list) is done only for events written.
+//!
+//! Layout:
+//! - `render`: field values as JSON members or `key=value` text (pure, unit-tested).
+//! - `capture`: a span's values copied at open and replayed into `render` when a line is written.
+//! - `layer`: the `tracing_subscriber::Layer` that keeps captured span fields and writes event lines.
+//!
+//! Knows nothing of actors: the runtime only creates spans and events.
+
+mod capture;
+mod layer;
+mod render;
+
+pub use layer::LogLayer;
+
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::EnvFilter;
+
+/// How each line looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `2026-12-01T19:00:00.123456Z  INFO message{actor=sync msg=Tick id=9 correlation_id=..}: target: text k=v`
+    Pretty,
+    /// One JSON object per line: `timestamp`, `level`, `fields`, `target`, `span` (the innermost) and `spans`.
+    Json,
+}
+
+/// Why logging could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum LoggingError {
+    /// The level or filter does not parse.
+    #[error(
+        "invalid log level {filter:?}: {reason} (expected e.g. info, debug, or actors=debug,info)"
+    )]
+    BadFilter { filter: String, reason: String },
+    /// A global subscriber is already installed in this process.
+    #[error("could not install the log subscriber: {0}")]
+    AlreadyInstalled(String),
+}
+
+/// The layer alone, for composing with other layers (tests capture lines through `make_writer`).
+pub fn layer<W>(format: LogFormat, make_writer: W) -> LogLayer<W>
+where
+    W: for<'w> MakeWriter<'w> + 'static,
+{
+    LogLayer::new(format, make_writer)
+}
+
+/// Installs the process-wide subscriber: `filter` (a level such as `info`, or an EnvFilter directive list such as
+/// `actors=debug,info`), then this layer writing to `make_writer`. Records of the `log` crate are routed through
+/// it too. The daemon and the runtime benchmark both set logging up here, so the benchmark measures what runs.
+///
+/// A plain level becomes a `LevelFilter`, which decides once per call site; only a directive list needs an
+/// `EnvFilter`, whose per-span bookkeeping (a lock on every span enter, exit and close) costs on every message.
+pub fn install<W>(format: LogFormat, filter: &str, make_writer: W) -> Result<(), LoggingError>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let log_layer = layer(format, make_writer);
+    let installed = match filter.trim().parse::<LevelFilter>() {
+        Ok(level) => tracing_subscriber::registry()
+            .with(level)
+            .with(log_layer)
+            .try_init(),
+        Err(_) => {
+            let env_filter = EnvFilter::try_new(filter).map_err(|e| LoggingError::BadFilter {
+                filter: filter.to_string(),
+                reason: e.to_string(),
+            })?;
+            tracing_subscriber::registry()
+                .with(env_filter)
+                .with(log_layer)
+                .try_init()
+        }
+    };
+    installed.map_err(|e| LoggingError::AlreadyInstalled(e.to_string()))
+}
