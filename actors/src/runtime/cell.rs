@@ -223,13 +223,13 @@ impl<B: Behavior> Cell<B> {
             self.core.store_letter(msg, meta, &error.to_string());
             return Err(error);
         }
-        let correlation_id = meta.correlation_id.hex();
+        // Field values are only evaluated when the span is enabled.
         let span = tracing::info_span!(
             "message",
             actor = self.core.shared.name.as_str(),
             msg = M::NAME,
             id = meta.id.0,
-            correlation_id = correlation_id.as_str()
+            correlation_id = meta.correlation_id.hex().as_str()
         );
         let _entered = span.enter();
         let _meta = ids::enter(meta, None);

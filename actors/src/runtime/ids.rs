@@ -51,15 +51,28 @@ impl CorrelationId {
 
     /// Its 16-hex-digit text on the stack: what spans record (cheaper than going through `Display`).
     pub fn hex(self) -> CorrelationHex {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut text = [b'0'; 16];
-        for (pair, byte) in text.chunks_exact_mut(2).zip(self.0.to_be_bytes()) {
-            pair[0] = DIGITS[usize::from(byte >> 4)];
-            pair[1] = DIGITS[usize::from(byte & 0xf)];
+        let mut text = [0u8; 16];
+        let bytes = self.0.to_be_bytes();
+        for i in 0..8 {
+            let [high, low] = HEX_PAIRS[usize::from(bytes[i])];
+            text[2 * i] = high;
+            text[2 * i + 1] = low;
         }
         CorrelationHex(text)
     }
 }
+
+/// The two lowercase hex digits of every byte.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0u8; 2]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        pairs[byte] = [DIGITS[byte >> 4], DIGITS[byte & 0xf]];
+        byte += 1;
+    }
+    pairs
+};
 
 /// The text form of a [`CorrelationId`]: 16 lowercase hex digits.
 #[derive(Clone, Copy)]
