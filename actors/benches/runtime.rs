@@ -129,6 +129,7 @@ fn main() {
             ("actix plain: do_send pipelined", vec![]),
             ("supervised+traced: tell pipelined", vec![]),
             ("tokio mpsc pipelined", vec![]),
+            ("a message span alone (open, enter, close)", vec![]),
         ];
         let timeout = Duration::from_secs(30);
         for _ in 0..rounds {
@@ -199,6 +200,23 @@ fn main() {
             let _ = done_rx.await;
             rows[5].1.push(per_msg_ns(t.elapsed(), messages));
             let _ = task.await;
+
+            // The floor tracing itself sets: the span every handled message gets, with the same fields, and no
+            // runtime around it.
+            let actor = String::from("bench");
+            let t = Instant::now();
+            for i in 0..messages {
+                let correlation = ::actors::runtime::CorrelationId(i as u64).hex();
+                let span = tracing::info_span!(
+                    "message",
+                    actor = actor.as_str(),
+                    msg = "Add",
+                    id = i as u64,
+                    correlation_id = correlation.as_str()
+                );
+                let _entered = std::hint::black_box(span.enter());
+            }
+            rows[6].1.push(per_msg_ns(t.elapsed(), messages));
         }
 
         println!("message cost, ns per message (median of {rounds} rounds of {messages} messages; same process, same run)");
@@ -215,6 +233,11 @@ fn main() {
         }
         println!("  ratio supervised/plain request-reply: {:.2}x", medians[1] / medians[0]);
         println!("  ratio supervised/plain pipelined:     {:.2}x", medians[4] / medians[3]);
+        println!(
+            "  a span alone / plain actix: {:.2}x of send().await, {:.2}x of do_send",
+            medians[6] / medians[0],
+            medians[6] / medians[3]
+        );
 
         // restart latency: panic -> next message handled, zero backoff
         let mut samples = Vec::with_capacity(restarts);
