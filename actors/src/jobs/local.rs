@@ -80,18 +80,18 @@ impl LocalExecutor {
         )
         .await;
         let tail_bytes = self.config.stderr_tail_bytes;
-        match ending {
-            Err(error) => JobStatus::Failed {
-                reason: format!("lost track of the job process: {error}"),
-                exit: None,
-                stderr_tail: logs.stderr_tail(tail_bytes),
-            },
-            Ok(Ending::TimedOut) => JobStatus::TimedOut {
-                after: self.config.job_timeout,
-                stderr_tail: logs.stderr_tail(tail_bytes),
-            },
-            Ok(Ending::Cancelled) => JobStatus::Cancelled,
-            Ok(Ending::Ended(Ended::Exited { code: 0 })) => {
+        let ended = match Ending::settle(
+            ending,
+            "job process",
+            self.config.job_timeout,
+            &logs,
+            tail_bytes,
+        ) {
+            Ok(ended) => ended,
+            Err(status) => return status,
+        };
+        match ended {
+            Ended::Exited { code: 0 } => {
                 let output = spec.output.clone();
                 let wanted = u64::from(spec.games);
                 let verdict = tokio::task::spawn_blocking(move || {
@@ -105,7 +105,7 @@ impl LocalExecutor {
                     }
                 }
             }
-            Ok(Ending::Ended(ended)) => JobStatus::Failed {
+            ended => JobStatus::Failed {
                 reason: describe_exit(ended),
                 exit: Some(ended),
                 stderr_tail: logs.stderr_tail(tail_bytes),

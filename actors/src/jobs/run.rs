@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tokio::process::Child;
 
+use super::outcome::JobStatus;
 use crate::process::{self, Ended};
 
 /// Most bytes of a stdout log searched for the games report line.
@@ -84,8 +85,7 @@ pub(crate) fn start_logged(
     job_id: &str,
     argv: &[String],
     stdin: std::process::Stdio,
-) -> Result<(AttemptLogs, Child), super::outcome::JobStatus> {
-    use super::outcome::JobStatus;
+) -> Result<(AttemptLogs, Child), JobStatus> {
     let Some((program, args)) = argv.split_first() else {
         return Err(JobStatus::not_started(
             "the job command is empty; set scheduler.jobs.command".to_string(),
@@ -120,6 +120,33 @@ pub(crate) enum Ending {
     TimedOut,
     /// The cancel signal came and it was stopped.
     Cancelled,
+}
+
+impl Ending {
+    /// The endings both executors report alike become a status; an exit of the process itself is handed back
+    /// for the executor to judge (its games, its own exit codes). `process` names the child in the reason
+    /// ("job process", "ssh process"); `timeout` is the one the run was given.
+    pub(crate) fn settle(
+        ending: Result<Ending, process::ProcessError>,
+        process: &str,
+        timeout: Duration,
+        logs: &AttemptLogs,
+        tail_bytes: usize,
+    ) -> Result<Ended, JobStatus> {
+        match ending {
+            Ok(Ending::Ended(ended)) => Ok(ended),
+            Err(error) => Err(JobStatus::Failed {
+                reason: format!("lost track of the {process}: {error}"),
+                exit: None,
+                stderr_tail: logs.stderr_tail(tail_bytes),
+            }),
+            Ok(Ending::TimedOut) => Err(JobStatus::TimedOut {
+                after: timeout,
+                stderr_tail: logs.stderr_tail(tail_bytes),
+            }),
+            Ok(Ending::Cancelled) => Err(JobStatus::Cancelled),
+        }
+    }
 }
 
 /// SIGKILLs a child's process group when dropped while armed: the run future was dropped mid-way (`kill_on_drop`

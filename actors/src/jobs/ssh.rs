@@ -174,18 +174,18 @@ impl SshExecutor {
         .await;
         drop(remote_stdin);
         let tail_bytes = self.config.stderr_tail_bytes;
-        match ending {
-            Err(error) => JobStatus::Failed {
-                reason: format!("lost track of the ssh process: {error}"),
-                exit: None,
-                stderr_tail: logs.stderr_tail(tail_bytes),
-            },
-            Ok(Ending::TimedOut) => JobStatus::TimedOut {
-                after: self.config.job_timeout,
-                stderr_tail: logs.stderr_tail(tail_bytes),
-            },
-            Ok(Ending::Cancelled) => JobStatus::Cancelled,
-            Ok(Ending::Ended(Ended::Exited { code: 0 })) => {
+        let ended = match Ending::settle(
+            ending,
+            "ssh process",
+            self.config.job_timeout,
+            &logs,
+            tail_bytes,
+        ) {
+            Ok(ended) => ended,
+            Err(status) => return status,
+        };
+        match ended {
+            Ended::Exited { code: 0 } => {
                 let wanted = u64::from(spec.games);
                 let output = spec.output.clone();
                 tokio::task::spawn_blocking(move || {
@@ -196,7 +196,7 @@ impl SshExecutor {
                     JobStatus::not_started(format!("checking the games panicked: {error}"))
                 })
             }
-            Ok(Ending::Ended(ended)) => {
+            ended => {
                 let reason = match ended {
                     Ended::Exited { code: 255 } => format!(
                         "ssh to {destination} failed (exit 255: no connection, refused key or changed host key; \
