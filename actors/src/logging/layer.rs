@@ -84,17 +84,20 @@ where
                 .make_writer_for(meta)
                 .write_all(line.as_bytes());
         };
-        // Reentrant logging (a field's Debug that logs) gets a fresh buffer instead of the borrowed one.
-        let reused = LINE.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut line) => {
-                write(&mut line);
-                if line.capacity() > KEPT_LINE_CAPACITY {
-                    *line = String::with_capacity(512);
+        // Reentrant logging (a field's Debug that logs) and logging while the thread's locals are being torn
+        // down (a Drop that logs at thread exit) get a fresh buffer instead of the per-thread one.
+        let reused = LINE
+            .try_with(|cell| match cell.try_borrow_mut() {
+                Ok(mut line) => {
+                    write(&mut line);
+                    if line.capacity() > KEPT_LINE_CAPACITY {
+                        *line = String::with_capacity(512);
+                    }
+                    true
                 }
-                true
-            }
-            Err(_) => false,
-        });
+                Err(_) => false,
+            })
+            .unwrap_or(false);
         if !reused {
             write(&mut String::new());
         }
@@ -312,6 +315,33 @@ mod tests {
         );
         assert_eq!(rest, expected);
         assert!(!line.contains('\u{1b}'), "no ANSI escapes");
+    }
+
+    #[test]
+    fn logging_from_a_thread_local_destructor_still_writes_a_line() {
+        struct LogsOnDrop;
+        impl Drop for LogsOnDrop {
+            fn drop(&mut self) {
+                tracing::info!("thread-local dropped");
+            }
+        }
+        thread_local! {
+            static LATE: RefCell<Option<LogsOnDrop>> = const { RefCell::new(None) };
+        }
+        let out = logged(LogFormat::Pretty, || {
+            let dispatch = tracing::dispatcher::Dispatch::default();
+            std::thread::spawn(move || {
+                // Leaked on purpose, so the dispatcher is still the default while the thread's locals go.
+                std::mem::forget(tracing::dispatcher::set_default(&dispatch));
+                // LATE first: thread locals are destroyed in reverse order of first use, so the line buffer
+                // (first used by the event below) is gone when LATE's destructor logs.
+                LATE.with(|late| *late.borrow_mut() = Some(LogsOnDrop));
+                tracing::info!("thread started");
+            })
+            .join()
+            .expect("thread ends without a panic");
+        });
+        assert!(out.contains("thread started"), "{out}");
     }
 
     #[test]
