@@ -332,6 +332,36 @@ async fn watchdog_restarts_a_hung_actor_and_dead_letters_its_message() {
     assert!(root.shutdown().await);
 }
 
+/// The heartbeat comes from the cell's timer, not from each message: a cell kept busy by a full mailbox for five
+/// watchdog deadlines in a row must still beat, and must not be taken for a hung one.
+#[actix_rt::test]
+async fn a_busy_actor_is_not_taken_for_a_hung_one() {
+    let (sink, _letters) = collecting_sink();
+    let options = ChildOptions {
+        watchdog: Some(Duration::from_millis(200)),
+        ..ChildOptions::default()
+    };
+    let worker = WorkerSpec::<Counter>::new("busy", options, &sink);
+    let busy = worker.actor_ref();
+    let mut root = SupervisorSpec::new("root", fast_options())
+        .child(worker.factory(Counter::default))
+        .start_root();
+    root.started().await;
+    // About 1 s of back-to-back work: 200 messages of 5 ms each, all queued at once.
+    for _ in 0..200 {
+        busy.tell(Stall(5)).expect("queued");
+    }
+    busy.tell(Add(7)).expect("queued");
+    let total = busy
+        .ask(Add(0), ASK)
+        .await
+        .expect("answered after the busy stretch");
+    assert_eq!(total, 7, "the state survived: no restart in between");
+    assert_eq!(busy.shared().restarts(), 0);
+    assert!(busy.shared().last_failure().is_none());
+    assert!(root.shutdown().await);
+}
+
 #[actix_rt::test]
 async fn shutdown_stops_children_in_reverse_start_order() {
     let (sink, _letters) = collecting_sink();

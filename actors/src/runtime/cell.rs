@@ -233,8 +233,8 @@ impl<B: Behavior> Cell<B> {
         );
         let _entered = span.enter();
         let _meta = ids::enter(meta, None);
-        // No clock read here: the cell's heartbeat timer beats while its loop turns, and a handler that never
-        // returns stops that loop, which is what the watchdog looks for.
+        // No clock read here: the watchdog counts messages taken from the mailbox as progress, the heartbeat
+        // timer beats while the loop is idle, and a handler that never returns stops both.
 
         // A plain load first: the swap (a locked instruction) only when a drill is armed.
         let drill = if self.core.shared.drill.load(Ordering::Relaxed) == 0 {

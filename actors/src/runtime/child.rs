@@ -108,6 +108,8 @@ pub struct ChildShared {
     enqueued: AtomicU64,
     dequeued: AtomicU64,
     last_beat_ms: AtomicU64,
+    /// How many messages had been taken from the mailbox when the watchdog last looked (see `since_last_beat`).
+    taken_at_last_look: AtomicU64,
     last_failure: Mutex<Option<FailureRecord>>,
     /// Set by the supervisor when a control command waits in the queue; checked before every message.
     pub(crate) control_pending: AtomicBool,
@@ -130,6 +132,7 @@ impl ChildShared {
             enqueued: AtomicU64::new(0),
             dequeued: AtomicU64::new(0),
             last_beat_ms: AtomicU64::new(monotonic_ms()),
+            taken_at_last_look: AtomicU64::new(0),
             last_failure: Mutex::new(None),
             control_pending: AtomicBool::new(false),
             control: ControlQueue::default(),
@@ -198,8 +201,15 @@ impl ChildShared {
         self.last_beat_ms.store(monotonic_ms(), Ordering::Relaxed);
     }
 
-    /// Time since the last heartbeat.
+    /// Time since the child last showed progress, for the watchdog. Progress is a heartbeat (the cell's timer
+    /// while its loop is idle or between messages, `Ctx::progress`) or a message taken from the mailbox since the
+    /// previous look: a cell kept busy by a full mailbox may not get to run its timer, but it keeps taking
+    /// messages, and counting them here costs the hot path no clock read.
     pub fn since_last_beat(&self) -> Duration {
+        let taken = self.dequeued.load(Ordering::Relaxed);
+        if self.taken_at_last_look.swap(taken, Ordering::Relaxed) != taken {
+            self.beat();
+        }
         Duration::from_millis(
             monotonic_ms().saturating_sub(self.last_beat_ms.load(Ordering::Relaxed)),
         )
@@ -285,6 +295,25 @@ mod tests {
             s.set_state(st);
             assert_eq!(s.state(), st);
         }
+    }
+
+    #[test]
+    fn a_message_taken_since_the_last_look_counts_as_progress() {
+        let s = ChildShared::new("x", ChildKind::Worker);
+        s.last_beat_ms.store(0, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(5));
+        let silent = s.since_last_beat();
+        assert!(
+            silent >= Duration::from_millis(5),
+            "nothing happened: {silent:?}"
+        );
+        s.count_dequeued();
+        assert!(s.since_last_beat() < silent, "a message taken is progress");
+        s.last_beat_ms.store(0, Ordering::Relaxed);
+        assert!(
+            s.since_last_beat() >= Duration::from_millis(5),
+            "the same count again is no new progress"
+        );
     }
 
     #[test]
