@@ -7,7 +7,8 @@
 //! - `data_server`: the file server process (`coordinator data-server`) and its configuration.
 //! - `scheduler`: the selfplay scheduler's pure policy (boards, priorities, budgets, allocation) and the plan dry run.
 //! - `jobs`: selfplay jobs: command templates, local and SSH executors, the job table, the demo engine.
-//! - `logging`: log lines for operators (JSON or text), span fields rendered once per span.
+//! - `logging`: log lines for operators (JSON or text), span fields copied at open and formatted only
+//!   for lines written.
 //! - `units`: byte sizes in config (`64MiB`).
 //! - `placeholder`: the stand-in for actors whose issues are not built yet.
 

@@ -1,9 +1,9 @@
-//! The `tracing` layer that writes log lines: span fields rendered once, lines built only for events.
+//! The `tracing` layer that writes log lines: span fields copied when a span opens, lines built only for events.
 //!
 //! When a span opens, its field values are copied (not formatted) into the span's extensions; nothing else
-//! happens until an event is logged inside it, when they are written out in the layer's format. An event's line is built in a
-//! reused per-thread buffer and handed to the writer in one `write_all`, so lines from several threads never
-//! interleave.
+//! happens until an event is logged inside it, when they are written out in the layer's format. An event's line
+//! is built in a reused per-thread buffer and handed to the writer in one `write_all`, so lines from several
+//! threads never interleave.
 
 use std::cell::RefCell;
 use std::io::Write as _;
