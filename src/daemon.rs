@@ -14,7 +14,9 @@ use actors::data_server::monitor::command::ServerCommand;
 use actors::data_server::monitor::policy::DataServerState;
 use actors::placeholder::PlaceholderActor;
 use actors::runtime::dead_letters::{DeadLetterActor, DeadLetterStore};
-use actors::runtime::{ChildSpec, DeadLetterSink, Directory, RootExit, SupervisorSpec, WorkerSpec};
+use actors::runtime::{
+    ChildSpec, DeadLetterSink, Directory, HealthBoard, RootExit, SupervisorSpec, WorkerSpec,
+};
 use actors::scheduler::actor::{
     CapacityUpdate, NewGames, NewGamesAvailable, NewGamesHook, RunJob, SchedulerActor,
 };
@@ -51,6 +53,8 @@ fn placeholder(
 async fn run_tree(config: Config, node: String) -> Result<Outcome> {
     let started = Instant::now();
     let sink = DeadLetterSink::new();
+    // Components publish named checks here; `/health` reads them.
+    let health = HealthBoard::new();
     let child_options = config.supervision.child_options();
 
     // Fail fast on an unusable store: a daemon that cannot keep dead letters must not pretend to run.
@@ -150,6 +154,7 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
             dead_letters: dl_ref.clone(),
             scheduler: scheduler_ref.clone(),
             data_server: monitor_ref.clone(),
+            health: health.clone(),
             token: config.api.token.clone(),
             debug_endpoints: config.api.debug_endpoints,
             ask_timeout: config.supervision.ask_timeout,

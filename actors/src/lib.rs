@@ -9,6 +9,7 @@
 //! - `jobs`: selfplay jobs: command templates, local and SSH executors, the job table, the demo engine.
 //! - `logging`: log lines for operators (JSON or text), span fields copied at open and formatted only
 //!   for lines written.
+//! - `pressure`: the gate the resource optimizer closes under disk or memory pressure; jobs and pulls check it.
 //! - `units`: byte sizes in config (`64MiB`).
 //! - `placeholder`: the stand-in for actors whose issues are not built yet.
 
@@ -16,6 +17,7 @@ pub mod data_server;
 pub mod jobs;
 pub mod logging;
 pub mod placeholder;
+pub mod pressure;
 pub mod process;
 pub mod runtime;
 pub mod scheduler;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use actors::data_server::monitor::actor::DataServerMonitor;
 use actors::runtime::dead_letters::DeadLetterActor;
-use actors::runtime::{ActorRef, Directory, TreeShape};
+use actors::runtime::{ActorRef, Directory, HealthBoard, TreeShape};
 use actors::scheduler::actor::SchedulerActor;
 use anyhow::{Context, Result};
 use serde_json::json;
@@ -33,6 +33,8 @@ pub struct ApiState {
     pub data_server: Option<ActorRef<DataServerMonitor>>,
     /// `None` when `scheduler.enabled` is false.
     pub scheduler: Option<ActorRef<SchedulerActor>>,
+    /// Named checks that components publish; `/health` reads them.
+    pub health: HealthBoard,
     pub token: Option<String>,
     pub debug_endpoints: bool,
     /// How long a request waits for an actor's answer.

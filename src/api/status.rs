@@ -3,7 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use actors::data_server::monitor::messages::DataServerStatus;
-use actors::runtime::ChildState;
+use actors::runtime::{ChildState, HealthStatus};
 use serde_json::json;
 
 use super::ApiState;
@@ -15,12 +15,20 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 async fn health(state: web::Data<ApiState>) -> HttpResponse {
+    // The health helper's issue (13 item 5) adds the tree's per-child checks; the board's checks are read as is.
+    let checks = state.health.snapshot();
     let root = state.tree.shared.state();
-    if matches!(root, ChildState::Running | ChildState::Starting) {
-        HttpResponse::Ok().json(json!({ "status": "ok" }))
+    let root_running = matches!(root, ChildState::Running | ChildState::Starting);
+    let overall = if root_running {
+        actors::runtime::health::overall(checks.values())
     } else {
-        HttpResponse::build(StatusCode::SERVICE_UNAVAILABLE)
-            .json(json!({ "status": root.as_str() }))
+        HealthStatus::Failing
+    };
+    let body = json!({ "status": overall.as_str(), "root": root.as_str(), "checks": checks });
+    if overall == HealthStatus::Failing {
+        HttpResponse::build(StatusCode::SERVICE_UNAVAILABLE).json(body)
+    } else {
+        HttpResponse::Ok().json(body)
     }
 }
 

@@ -17,6 +17,7 @@
 //! - `metrics`: Prometheus counters of the runtime.
 //! - `drill`: fault drills (panic, error, hang) for rehearsing failures.
 //! - `circuit_breaker`: the pure Closed/Open/HalfOpen state machine shared by sync and the data-server monitor.
+//! - `health`: the board of named checks that components publish and `/health` reads.
 
 pub mod actor_ref;
 pub mod behavior;
@@ -27,6 +28,7 @@ pub mod dead_letter_sink;
 pub mod dead_letters;
 pub mod directory;
 pub mod drill;
+pub mod health;
 pub mod ids;
 pub mod message;
 pub mod metrics;
@@ -42,6 +44,7 @@ pub use child::{ChildKind, ChildState};
 pub use dead_letter_sink::DeadLetterSink;
 pub use directory::Directory;
 pub use drill::Drill;
+pub use health::{HealthBoard, HealthCheck, HealthStatus};
 pub use ids::{CorrelationId, MessageId, MessageMeta};
 pub use message::{DeliveryError, HandlerError, Message, Ping};
 pub use restart_policy::{BackoffConfig, RestartType, Strategy};
