@@ -46,21 +46,24 @@ pub enum Command {
     },
     /// Show the supervision tree, jobs, last sync and data-server state of a running daemon.
     Status {
-        /// Control API base URL (default: from ./config.yaml `api.bind`, else http://127.0.0.1:8765).
+        /// Control API base URL or bare `host:port` (default: from ./config.yaml `api.bind`, else 127.0.0.1:8765).
         #[arg(long)]
         api: Option<String>,
-        /// Print the raw JSON instead of the tree.
+        /// Print the API's JSON (status plus the jobs, plan and sync sections) for scripts.
         #[arg(long)]
         json: bool,
     },
     /// Inspect and act on the dead-letter store (through the daemon, or directly when none runs).
     DeadLetters {
-        /// Control API base URL (default: from the config's `api.bind`).
+        /// Control API base URL or bare `host:port` (default: from the config's `api.bind`).
         #[arg(long, global = true)]
         api: Option<String>,
         /// Config file (for the API address and the store path when no daemon runs).
         #[arg(long, global = true, default_value = "config.yaml")]
         config: PathBuf,
+        /// Print the API's JSON instead of a table, for scripts.
+        #[arg(long, global = true)]
+        json: bool,
         #[command(subcommand)]
         action: DeadLetterAction,
     },

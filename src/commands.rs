@@ -29,10 +29,11 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::DeadLetters {
             api,
             config,
+            json,
             action,
         } => {
             init_cli_logging(log_format, log_level);
-            crate::client::dead_letters(api, &config, action)
+            crate::client::dead_letters(api, &config, json, action)
         }
         Command::Plan { state, config } => crate::plan_cmd::run(&state, config.as_deref()),
         Command::DataServer {

@@ -7,6 +7,7 @@
 //! - `daemon`: `coordinator run`: builds the tree, serves the API, waits for signals.
 //! - `api`: the control API routes.
 //! - `commands`: the other commands (check-config, status, dead-letters, data-server).
+//! - `client`, `render`: the CLI side of the API, and its text for people (tables, humane durations).
 //!
 //! `main` alone maps outcomes to exit codes: 0 success, 1 runtime failure (root gave up, unreachable daemon),
 //! 2 bad input (config, flags).
@@ -18,6 +19,7 @@ mod commands;
 mod config;
 mod daemon;
 mod plan_cmd;
+mod render;
 mod selfplay_cmd;
 mod telemetry;
 
