@@ -47,12 +47,7 @@ impl LocalExecutor {
     pub async fn run_until(&self, spec: &JobSpec, cancel: impl Future<Output = ()>) -> JobOutcome {
         let started = Instant::now();
         let status = self.attempt(spec, cancel).await;
-        JobOutcome {
-            job_id: spec.id.clone(),
-            node: spec.node.clone(),
-            status,
-            duration: started.elapsed(),
-        }
+        JobOutcome::ended(spec, status, started)
     }
 
     async fn attempt(&self, spec: &JobSpec, cancel: impl Future<Output = ()>) -> JobStatus {

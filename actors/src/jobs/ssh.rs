@@ -139,12 +139,7 @@ impl SshExecutor {
     ) -> JobOutcome {
         let started = Instant::now();
         let status = self.attempt(spec, destination, cancel).await;
-        JobOutcome {
-            job_id: spec.id.clone(),
-            node: spec.node.clone(),
-            status,
-            duration: started.elapsed(),
-        }
+        JobOutcome::ended(spec, status, started)
     }
 
     async fn attempt(
