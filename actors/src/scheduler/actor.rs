@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use super::board::ConfigKey;
-use super::plan::{plan, PlanConfigState, PlanNodeState, PlanOutput, PlanState};
+use super::plan::{plan_input, ConfigInput, PlanInput, PlanNodeState, PlanOutput};
 use super::settings::SchedulerConfig;
 use crate::jobs::executor::{Executors, Placement};
 use crate::jobs::outcome::JobOutcome;
@@ -180,29 +180,16 @@ impl SchedulerActor {
         }
     }
 
-    fn plan_state(&self, now: Instant) -> PlanState {
+    fn plan_input(&self, now: Instant) -> PlanInput {
         let configs = self
             .progress
             .iter()
-            .map(|(key, p)| PlanConfigState {
-                config: *key,
-                game_count: p.games,
+            .map(|(key, p)| ConfigInput {
                 cluster_game_count: p.games,
-                elo: None,
-                elo_velocity_per_day: 0.0,
-                elo_velocity_per_hour: 0.0,
                 staleness_hours: p
                     .last_selfplay
                     .map(|t| now.saturating_duration_since(t).as_secs_f64() / 3600.0),
-                curriculum_weight: 1.0,
-                exploration_boost: 1.0,
-                training_pending: false,
-                quality: None,
-                improvement_boost: 0.0,
-                momentum: 1.0,
-                diversity: 0.0,
-                intensity: "normal".to_string(),
-                score: None,
+                ..ConfigInput::neutral(*key, p.games)
             })
             .collect();
         let nodes = self
@@ -222,7 +209,7 @@ impl SchedulerActor {
                 }
             })
             .collect();
-        PlanState {
+        PlanInput {
             games_per_config: None,
             cluster_health: None,
             node_cap_scope: None,
@@ -231,6 +218,7 @@ impl SchedulerActor {
             memory_constrained: false,
             backpressure_paused: false,
             spawn_rate_multiplier: None,
+            weights: self.config.policy.priority.weights,
         }
     }
 
@@ -399,7 +387,7 @@ impl Behavior for SchedulerActor {
 impl Handles<Replan> for SchedulerActor {
     fn handle(&mut self, _msg: &Replan, ctx: &mut Ctx<'_, Self>) -> Result<(), HandlerError> {
         let now = Instant::now();
-        let output = plan(&self.plan_state(now), &self.config.policy);
+        let output = plan_input(&self.plan_input(now), &self.config.policy);
         self.plans += 1;
         tracing::info!(
             total_games = output.total_games,
