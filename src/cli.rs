@@ -114,7 +114,8 @@ pub enum Command {
         seed: u64,
         #[arg(long, default_value_t = 500)]
         max_moves: u32,
-        #[arg(long, default_value_t = 500)]
+        /// Time each move takes, in ms (the demo sleeps it per move, like an engine thinking); 0: full speed.
+        #[arg(long, default_value_t = 0)]
         think_time_ms: u32,
         #[arg(long, default_value_t = 0.1)]
         randomness: f64,

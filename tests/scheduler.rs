@@ -1,5 +1,6 @@
 //! The daemon on the repository's config.yaml (ports moved to free ones) runs demo selfplay jobs to completion,
-//! and the game counts in `/plan` move.
+//! and the game counts in `/plan` move; with short jobs, a node holds its target concurrency and the plan's share
+//! is played (issue 8).
 
 mod common;
 
@@ -53,6 +54,94 @@ fn default_config_runs_demo_jobs_and_game_counts_move() {
     assert!(!files
         .iter()
         .any(|f| f.file_name().unwrap().to_string_lossy().ends_with(".tmp")));
+}
+
+/// config.yaml with free ports, JSON logs and short demo jobs (5 ms per move, at most 10 moves: about a second per job).
+fn short_config() -> String {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.yaml")).unwrap();
+    assert!(
+        text.contains("think_time: 10ms"),
+        "config.yaml changed: {text}"
+    );
+    text.replace("127.0.0.1:8765", &format!("127.0.0.1:{}", free_port()))
+        .replace("127.0.0.1:8766", &format!("127.0.0.1:{}", free_port()))
+        .replace("think_time: 10ms", "think_time: 5ms\n    max_moves: 10")
+        .replace("format: pretty", "format: json")
+}
+
+#[test]
+fn a_node_holds_its_target_concurrency_until_the_plans_share_is_played() {
+    let daemon = Daemon::start(&short_config());
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut most_running = 0;
+    let first_plan = loop {
+        let (code, jobs) = daemon.get("/jobs");
+        assert_eq!(code, 200, "{jobs}");
+        most_running = most_running.max(jobs["running"].as_array().unwrap().len());
+        // Plan 1 is current until played, then previous; it is done when every node played its share.
+        let plan_1 = [&jobs["plan_progress"], &jobs["previous_plan_progress"]]
+            .into_iter()
+            .find(|p| p["plan"] == 1)
+            .cloned();
+        if let Some(plan) = plan_1 {
+            let nodes = plan["nodes"].as_object().unwrap().clone();
+            if !nodes.is_empty() && nodes.values().all(|n| n["played"] == n["planned"]) {
+                break plan;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "plan 1 not played within 120 s (most running at once: {most_running}): {jobs}\n{}",
+            daemon.logs()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    assert!(
+        most_running >= 2,
+        "the node's target is 2 jobs at once, saw at most {most_running}"
+    );
+    let local = &first_plan["nodes"]["local"];
+    let planned = local["planned"].as_u64().unwrap();
+    assert!(
+        planned >= 500,
+        "config.yaml's plan gives local 500 games: {first_plan}"
+    );
+    assert_eq!(local["played"].as_u64(), Some(planned));
+    assert_eq!(first_plan["played"], first_plan["planned"]);
+    // The games are on disk and counted.
+    let (_, plan) = daemon.get("/plan");
+    let counted: u64 = plan["game_counts"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|v| v.as_u64())
+        .sum();
+    assert!(counted >= planned, "{plan}");
+    assert!(
+        plan["plans"].as_u64().unwrap() >= 2,
+        "replanned once played: {plan}"
+    );
+    let (_, status) = daemon.get("/status");
+    let progress = &status["scheduler"]["plan_progress"]["nodes"]["local"];
+    for field in ["planned", "played", "running"] {
+        assert!(
+            progress[field].is_u64(),
+            "/status shows {field} per node: {status}"
+        );
+    }
+    // The jobs' log lines carry their plan's correlation id.
+    let correlation = first_plan["correlation_id"].as_str().unwrap().to_string();
+    let started: Vec<String> = daemon
+        .logs()
+        .lines()
+        .filter(|l| l.contains("\"job started\"") || l.contains("\"starting selfplay job\""))
+        .map(str::to_string)
+        .collect();
+    assert!(
+        started.iter().filter(|l| l.contains(&correlation)).count() >= 2 * (planned as usize / 50),
+        "job start lines of plan 1 should carry {correlation}: {started:#?}"
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -93,7 +93,7 @@ fn spec(id: &str, dir: &Path) -> JobSpec {
         budget: 64,
         output: dir.join(format!("games/{id}.db")),
         max_moves: 500,
-        think_time_ms: 500,
+        think_time_ms: 0,
         randomness: 0.1,
         seed: 7,
         node: "peer".to_string(),

@@ -275,7 +275,7 @@ printf '{"games_written":%s,"output":"%s"}\n' "$2" "$1""#;
             budget: 800,
             seed: 1,
             max_moves: 500,
-            think_time_ms: 500,
+            think_time_ms: 0,
             randomness: 0.1,
         })
         .expect("demo");

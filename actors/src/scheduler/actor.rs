@@ -1,12 +1,15 @@
-//! The selfplay scheduler actor: a thin shell around the pure policy (`plan.rs`) and the job table
-//! (`jobs::tracker`).
+//! The selfplay scheduler actor: a thin shell around the pure policy (`plan.rs`), the job-making rules
+//! (`dispatch.rs`) and the job table (`jobs::tracker`).
 //!
-//! Every `interval` (and at start) it turns its per-config state (games played, time since the last selfplay)
-//! and the cluster's nodes into a plan, and each (config, node) share of the allocation into at most one waiting
-//! job of at most `max_games_per_job` games. Jobs run through the executors (a local child process, or SSH to a
-//! peer) as tokio tasks on this actor's thread, so they keep running while the actor stops gracefully; their
-//! outcome comes back as [`JobFinished`]. A failed job is retried by the table's rules, then stored as a dead
-//! letter ([`RunJob`], replayable). Concurrency per node follows the resource optimizer's [`CapacityUpdate`].
+//! It plans from its per-config state (games played, time since the last selfplay) and the cluster's nodes, then
+//! keeps every node at its target concurrency with jobs of at most `max_games_per_job` games until the node's share
+//! of the plan is played ([`PlanProgress`]). It replans when the whole plan is played, or on the `interval` timer
+//! when a node with free slots has nothing left in a plan at least one interval old ([`replan_due`]). Every plan
+//! gets its own correlation id: the `replanned` line, each job's start and end, and the executors' lines carry it.
+//! Jobs run through the executors (a local child process, or SSH to a peer) as tokio tasks on this actor's thread,
+//! so they keep running while the actor stops gracefully; their outcome comes back as [`JobFinished`]. A failed job
+//! is retried by the table's rules, then stored as a dead letter ([`RunJob`], replayable). Concurrency per node
+//! follows the resource optimizer's [`CapacityUpdate`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -16,13 +19,20 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
+use tracing::Instrument;
+
 use super::board::ConfigKey;
-use super::plan::{plan, PlanConfigState, PlanNodeState, PlanOutput, PlanState};
+use super::dispatch::{
+    replan_due, JobEnd, JobRequest, NodeProgress, NodeSlots, PlanProgress, ReplanCheck,
+    ReplanReason,
+};
+use super::plan::{plan_input, ConfigInput, PlanInput, PlanNodeState, PlanOutput};
 use super::settings::SchedulerConfig;
 use crate::jobs::executor::{Executors, Placement};
 use crate::jobs::outcome::JobOutcome;
 use crate::jobs::spec::JobSpec;
 use crate::jobs::tracker::{Decision, JobTracker, JobsSnapshot, TrackerLimits};
+use crate::runtime::ids::{self, CorrelationId, MessageMeta};
 use crate::runtime::{Behavior, Ctx, HandlerError, Handles, Message};
 
 /// A node the scheduler may place jobs on.
@@ -122,18 +132,95 @@ impl Message for GetPlan {
     const NAME: &'static str = "GetPlan";
 }
 
-/// Query: the job table (`GET /jobs`).
+/// Query: the job table and the plan's progress (`GET /jobs`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GetJobs;
 impl Message for GetJobs {
-    type Reply = JobsSnapshot;
+    type Reply = JobsReport;
     const NAME: &'static str = "GetJobs";
+}
+
+/// Answer to [`GetJobs`]: the job table's fields, and how far the current plan is played.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobsReport {
+    /// Nodes, queued, running and finished jobs.
+    #[serde(flatten)]
+    pub table: JobsSnapshot,
+    /// The plan being played, per node.
+    pub plan_progress: Option<PlanProgressReport>,
+    /// The plan before it (its late jobs still count there).
+    pub previous_plan_progress: Option<PlanProgressReport>,
+}
+
+/// Query: the scheduler's part of `/status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SchedulerStatus;
+impl Message for SchedulerStatus {
+    type Reply = SchedulerSummary;
+    const NAME: &'static str = "SchedulerStatus";
+}
+
+/// Answer to [`SchedulerStatus`].
+#[derive(Debug, Clone, Serialize)]
+pub struct SchedulerSummary {
+    /// Plans made since start.
+    pub plans: u64,
+    /// Jobs running and queued now.
+    pub running: usize,
+    /// Jobs waiting (for room or a retry backoff).
+    pub queued: usize,
+    /// The plan being played: planned, played and running per node.
+    pub plan_progress: Option<PlanProgressReport>,
+}
+
+/// How far one plan is played.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanProgressReport {
+    /// The plan's sequence number (`plans` in `/plan` counts them).
+    pub plan: u64,
+    /// The plan's correlation id (its log lines carry it).
+    pub correlation_id: String,
+    /// Why it was made.
+    pub reason: ReplanReason,
+    /// Games the plan gave out.
+    pub planned: u64,
+    /// Games played so far.
+    pub played: u64,
+    /// Per node: planned, assigned (in jobs), played, and jobs running now.
+    pub nodes: BTreeMap<String, NodeProgressReport>,
+}
+
+/// One node's part of a plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeProgressReport {
+    /// Games planned, in jobs, played.
+    #[serde(flatten)]
+    pub games: NodeProgress,
+    /// Jobs running on the node now (of any plan).
+    pub running: u32,
 }
 
 #[derive(Debug, Clone, Default)]
 struct ConfigProgress {
     games: u64,
     last_selfplay: Option<Instant>,
+}
+
+/// One plan and where it stands.
+struct CurrentPlan {
+    at: SystemTime,
+    made: Instant,
+    correlation: CorrelationId,
+    reason: ReplanReason,
+    output: PlanOutput,
+    progress: PlanProgress,
+}
+
+/// Which plan made a job (jobs replayed from dead letters have none).
+#[derive(Debug, Clone, Copy)]
+struct JobOrigin {
+    plan: u64,
+    correlation: CorrelationId,
 }
 
 /// The scheduler actor. See the module doc.
@@ -143,7 +230,9 @@ pub struct SchedulerActor {
     executors: Executors,
     tracker: JobTracker,
     progress: BTreeMap<ConfigKey, ConfigProgress>,
-    last_plan: Option<(SystemTime, PlanOutput)>,
+    current: Option<CurrentPlan>,
+    previous: Option<CurrentPlan>,
+    origins: HashMap<String, JobOrigin>,
     plans: u64,
     next_job: u64,
     tasks: HashMap<String, tokio::task::JoinHandle<()>>,
@@ -169,7 +258,9 @@ impl SchedulerActor {
             executors: Executors::new(jobs, self_exe),
             tracker,
             progress,
-            last_plan: None,
+            current: None,
+            previous: None,
+            origins: HashMap::new(),
             plans: 0,
             next_job: 0,
             tasks: HashMap::new(),
@@ -180,29 +271,16 @@ impl SchedulerActor {
         }
     }
 
-    fn plan_state(&self, now: Instant) -> PlanState {
+    fn plan_input(&self, now: Instant) -> PlanInput {
         let configs = self
             .progress
             .iter()
-            .map(|(key, p)| PlanConfigState {
-                config: *key,
-                game_count: p.games,
+            .map(|(key, p)| ConfigInput {
                 cluster_game_count: p.games,
-                elo: None,
-                elo_velocity_per_day: 0.0,
-                elo_velocity_per_hour: 0.0,
                 staleness_hours: p
                     .last_selfplay
                     .map(|t| now.saturating_duration_since(t).as_secs_f64() / 3600.0),
-                curriculum_weight: 1.0,
-                exploration_boost: 1.0,
-                training_pending: false,
-                quality: None,
-                improvement_boost: 0.0,
-                momentum: 1.0,
-                diversity: 0.0,
-                intensity: "normal".to_string(),
-                score: None,
+                ..ConfigInput::neutral(*key, p.games)
             })
             .collect();
         let nodes = self
@@ -222,7 +300,7 @@ impl SchedulerActor {
                 }
             })
             .collect();
-        PlanState {
+        PlanInput {
             games_per_config: None,
             cluster_health: None,
             node_cap_scope: None,
@@ -231,58 +309,151 @@ impl SchedulerActor {
             memory_constrained: false,
             backpressure_paused: false,
             spawn_rate_multiplier: None,
+            weights: self.config.policy.priority.weights,
         }
     }
 
-    /// Turns the plan into jobs: one waiting job per (config, node) share, bounded per node.
-    fn enqueue_from_plan(&mut self, output: &PlanOutput, now: Instant) {
-        let budgets: HashMap<ConfigKey, u32> = output
-            .priorities
+    /// Replaces the plan when [`replan_due`] says so, then fills every node's free slots and starts what may start.
+    fn step(&mut self, ctx: &mut Ctx<'_, Self>, on_timer: bool) {
+        let now = Instant::now();
+        let free = self.nodes_with_free_slots();
+        let due = replan_due(&ReplanCheck {
+            progress: self.current.as_ref().map(|c| &c.progress),
+            plan_age: self
+                .current
+                .as_ref()
+                .map_or(Duration::ZERO, |c| now.saturating_duration_since(c.made)),
+            interval: self.config.interval,
+            on_timer,
+            nodes_with_free_slots: &free,
+        });
+        if let Some(reason) = due {
+            self.replan(reason, now);
+        }
+        self.fill_slots(now);
+        self.launch_ready(ctx);
+    }
+
+    fn free_slots(&self, node: &str) -> u32 {
+        self.tracker
+            .target(node)
+            .saturating_sub(self.tracker.running_on(node) + self.tracker.queued_on(node))
+    }
+
+    fn nodes_with_free_slots(&self) -> Vec<String> {
+        self.nodes
             .iter()
-            .map(|p| (p.config, p.budget))
-            .collect();
-        let busy: std::collections::HashSet<(String, String)> = self.outstanding_pairs();
-        for (config, shares) in &output.allocation.0 {
-            for (node, games) in shares {
-                if *games == 0 || busy.contains(&(config.to_string(), node.clone())) {
-                    continue;
-                }
-                if self.tracker.queued_on(node) >= self.config.max_queued_per_node {
-                    continue;
-                }
-                let games = (*games).min(u64::from(self.config.max_games_per_job)) as u32;
-                let spec = self.job_spec(
-                    *config,
-                    node,
-                    games,
-                    budgets.get(config).copied().unwrap_or(800),
+            .filter(|n| self.free_slots(&n.name) > 0)
+            .map(|n| n.name.clone())
+            .collect()
+    }
+
+    fn replan(&mut self, reason: ReplanReason, now: Instant) {
+        let correlation = CorrelationId::new();
+        let span = tracing::info_span!("plan", correlation_id = correlation.hex().as_str());
+        let _entered = span.enter();
+        let output = plan_input(&self.plan_input(now), &self.config.policy);
+        self.plans += 1;
+        let progress = PlanProgress::from_plan(self.plans, &output);
+        if let Some(old) = &self.current {
+            let (planned, played) = old.progress.totals();
+            if planned > played {
+                tracing::info!(
+                    old_plan = old.progress.seq,
+                    planned,
+                    played,
+                    "plan replaced before it was played; its running jobs finish and count there"
                 );
-                if let Err(e) = self.tracker.enqueue(spec, now) {
-                    tracing::warn!(error = %e, "job not queued; the next replan tries again");
+            }
+        }
+        tracing::info!(
+            plan = self.plans,
+            reason = reason.as_str(),
+            total_games = output.total_games,
+            configs = output.allocation.0.len(),
+            "replanned"
+        );
+        let next = CurrentPlan {
+            at: SystemTime::now(),
+            made: now,
+            correlation,
+            reason,
+            output,
+            progress,
+        };
+        self.previous = self.current.replace(next);
+    }
+
+    /// Makes the jobs that bring every node up to its target concurrency (within the current plan).
+    fn fill_slots(&mut self, now: Instant) {
+        let slots: Vec<NodeSlots> = self
+            .nodes
+            .iter()
+            .map(|n| NodeSlots {
+                node: n.name.clone(),
+                free: self.free_slots(&n.name),
+            })
+            .filter(|s| s.free > 0)
+            .collect();
+        let max_games = self.config.max_games_per_job;
+        let Some(current) = self.current.as_mut() else {
+            return;
+        };
+        let correlation = current.correlation;
+        let requests = current.progress.next_jobs(&slots, max_games);
+        for request in requests {
+            let spec = self.job_spec(&request);
+            let id = spec.id.clone();
+            let (config, node, games) = (request.config, request.node.clone(), request.games);
+            match self.tracker.enqueue(spec, now) {
+                Ok(()) => {
+                    self.origins.insert(
+                        id,
+                        JobOrigin {
+                            plan: request.plan,
+                            correlation,
+                        },
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "job not queued; its games go back to the plan");
+                    if let Some(current) = self.current.as_mut() {
+                        current.progress.job_ended(
+                            config,
+                            &node,
+                            u64::from(games),
+                            JobEnd::Returned,
+                        );
+                    }
                 }
             }
         }
     }
 
-    fn outstanding_pairs(&self) -> std::collections::HashSet<(String, String)> {
-        let snapshot = self.tracker.snapshot(Instant::now());
-        let queued = snapshot
-            .queued
-            .iter()
-            .map(|q| (q.config_key.clone(), q.node.clone()));
-        let running = snapshot
-            .running
-            .iter()
-            .map(|r| (r.config_key.clone(), r.node.clone()));
-        queued.chain(running).collect()
+    /// Counts a plan job's end in the plan that made it (current or previous).
+    fn count_in_plan(&mut self, origin: JobOrigin, spec: &JobSpec, end: JobEnd) {
+        let Ok(config) = spec.config_key.parse::<ConfigKey>() else {
+            return;
+        };
+        for plan in [self.current.as_mut(), self.previous.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            if plan.progress.seq == origin.plan {
+                plan.progress
+                    .job_ended(config, &spec.node, u64::from(spec.games), end);
+            }
+        }
     }
 
-    fn job_spec(&mut self, config: ConfigKey, node: &str, games: u32, budget: u32) -> JobSpec {
+    fn job_spec(&mut self, request: &JobRequest) -> JobSpec {
         self.next_job += 1;
         let stamp = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
+        let config = request.config;
+        let node = &request.node;
         let id = format!("{config}-{node}-{stamp}-{}", self.next_job);
         let jobs = &self.config.jobs;
         JobSpec {
@@ -291,13 +462,33 @@ impl SchedulerActor {
             config_key: config.to_string(),
             board: config.board.name().to_string(),
             players: config.players,
-            games,
-            budget,
+            games: request.games,
+            budget: request.budget,
             max_moves: jobs.max_moves_for(config.board.is_large()),
             think_time_ms: jobs.think_time_ms(),
             randomness: jobs.randomness,
             seed: fastrand::u64(..),
             node: node.to_string(),
+        }
+    }
+
+    fn progress_report(&self, plan: &CurrentPlan) -> PlanProgressReport {
+        let (planned, played) = plan.progress.totals();
+        PlanProgressReport {
+            plan: plan.progress.seq,
+            correlation_id: plan.correlation.hex().as_str().to_string(),
+            reason: plan.reason,
+            planned,
+            played,
+            nodes: plan
+                .progress
+                .by_node()
+                .into_iter()
+                .map(|(node, games)| {
+                    let running = self.tracker.running_on(&node);
+                    (node, NodeProgressReport { games, running })
+                })
+                .collect(),
         }
     }
 
@@ -335,19 +526,40 @@ impl SchedulerActor {
                 let _ = ctx.myself().tell(JobFinished { outcome });
                 continue;
             };
-            tracing::info!(job = %spec.id, config = %spec.config_key, node = %spec.node, games = spec.games, attempt = launch.attempt, "starting selfplay job");
+            // The job's lines (here, in the executor, and its JobFinished) carry the correlation id of the plan
+            // that made it; a replayed job keeps the replay's.
+            let origin = self.origins.get(&spec.id).copied();
+            let correlation = origin
+                .map(|o| o.correlation)
+                .or_else(|| ctx.meta().map(|m| m.correlation_id))
+                .unwrap_or_default();
+            // A root span: the job outlives the message that started it.
+            let span = tracing::info_span!(
+                parent: None,
+                "job",
+                job = spec.id.as_str(),
+                plan = origin.map_or(0, |o| o.plan),
+                correlation_id = correlation.hex().as_str()
+            );
+            span.in_scope(|| {
+                tracing::info!(config = %spec.config_key, node = %spec.node, games = spec.games, attempt = launch.attempt, "starting selfplay job");
+            });
             let executors = self.executors.clone();
             let me = ctx.myself();
             let cancel = self.cancel.clone();
             let id = spec.id.clone();
-            let task = crate::runtime::ids::WithMeta::capture(async move {
-                let outcome = executors
-                    .run_until(&spec, &placement, async move { cancel.notified().await })
-                    .await;
-                if let Err(e) = me.tell(JobFinished { outcome }) {
-                    tracing::warn!(error = %e, job = %spec.id, "job outcome not delivered; stored as a dead letter");
+            let _meta = ids::enter(MessageMeta::with_correlation(correlation), None);
+            let task = ids::WithMeta::capture(
+                async move {
+                    let outcome = executors
+                        .run_until(&spec, &placement, async move { cancel.notified().await })
+                        .await;
+                    if let Err(e) = me.tell(JobFinished { outcome }) {
+                        tracing::warn!(error = %e, job = %spec.id, "job outcome not delivered; stored as a dead letter");
+                    }
                 }
-            });
+                .instrument(span),
+            );
             self.tasks.insert(id, actix_rt::spawn(task));
         }
         if let Some(at) = self.tracker.next_retry_at() {
@@ -398,17 +610,7 @@ impl Behavior for SchedulerActor {
 
 impl Handles<Replan> for SchedulerActor {
     fn handle(&mut self, _msg: &Replan, ctx: &mut Ctx<'_, Self>) -> Result<(), HandlerError> {
-        let now = Instant::now();
-        let output = plan(&self.plan_state(now), &self.config.policy);
-        self.plans += 1;
-        tracing::info!(
-            total_games = output.total_games,
-            configs = output.allocation.0.len(),
-            "replanned"
-        );
-        self.enqueue_from_plan(&output, now);
-        self.last_plan = Some((SystemTime::now(), output));
-        self.launch_ready(ctx);
+        self.step(ctx, true);
         ctx.progress();
         Ok(())
     }
@@ -451,12 +653,29 @@ impl Handles<JobFinished> for SchedulerActor {
         let outcome = &msg.outcome;
         self.tasks.remove(&outcome.job_id);
         let now = Instant::now();
-        match self.tracker.finish(outcome, now) {
+        let origin = self.origins.get(&outcome.job_id).copied();
+        let decision = self.tracker.finish(outcome, now);
+        let end = match &decision {
+            Ok(Decision::Succeeded {
+                spec,
+                games_written,
+            }) => Some((spec, JobEnd::Played(*games_written))),
+            Ok(Decision::GiveUp { spec, .. } | Decision::Cancelled { spec }) => {
+                Some((spec, JobEnd::Returned))
+            }
+            _ => None,
+        };
+        if let Some((spec, end)) = end {
+            if let Some(origin) = self.origins.remove(&spec.id) {
+                self.count_in_plan(origin, spec, end);
+            }
+        }
+        match decision {
             Ok(Decision::Succeeded {
                 spec,
                 games_written,
             }) => {
-                tracing::info!(job = %spec.id, config = %spec.config_key, games_written, "selfplay job finished");
+                tracing::info!(job = %spec.id, plan = origin.map_or(0, |o| o.plan), config = %spec.config_key, games_written, "selfplay job finished");
                 if let Ok(key) = spec.config_key.parse::<ConfigKey>() {
                     let p = self.progress.entry(key).or_default();
                     p.games += games_written;
@@ -491,7 +710,7 @@ impl Handles<JobFinished> for SchedulerActor {
                 tracing::warn!(error = %e, "job outcome does not match the job table; ignored")
             }
         }
-        self.launch_ready(ctx);
+        self.step(ctx, false);
         ctx.progress();
         Ok(())
     }
@@ -507,7 +726,7 @@ impl Handles<CapacityUpdate> for SchedulerActor {
             tracing::info!(%node, jobs, "job target updated by the resource optimizer");
             self.tracker.set_target(node, *jobs);
         }
-        self.launch_ready(ctx);
+        self.step(ctx, false);
         Ok(())
     }
 }
@@ -531,16 +750,32 @@ impl Handles<GetPlan> for SchedulerActor {
     ) -> Result<PlanReport, HandlerError> {
         Ok(PlanReport {
             planned_at: self
-                .last_plan
+                .current
                 .as_ref()
-                .map(|(t, _)| humantime::format_rfc3339_millis(*t).to_string()),
+                .map(|c| humantime::format_rfc3339_millis(c.at).to_string()),
             plans: self.plans,
             game_counts: self
                 .progress
                 .iter()
                 .map(|(k, p)| (k.to_string(), p.games))
                 .collect(),
-            plan: self.last_plan.as_ref().map(|(_, p)| p.clone()),
+            plan: self.current.as_ref().map(|c| c.output.clone()),
+        })
+    }
+}
+
+impl Handles<SchedulerStatus> for SchedulerActor {
+    fn handle(
+        &mut self,
+        _msg: &SchedulerStatus,
+        _ctx: &mut Ctx<'_, Self>,
+    ) -> Result<SchedulerSummary, HandlerError> {
+        let table = self.tracker.snapshot(Instant::now());
+        Ok(SchedulerSummary {
+            plans: self.plans,
+            running: table.running.len(),
+            queued: table.queued.len(),
+            plan_progress: self.current.as_ref().map(|c| self.progress_report(c)),
         })
     }
 }
@@ -550,7 +785,11 @@ impl Handles<GetJobs> for SchedulerActor {
         &mut self,
         _msg: &GetJobs,
         _ctx: &mut Ctx<'_, Self>,
-    ) -> Result<JobsSnapshot, HandlerError> {
-        Ok(self.tracker.snapshot(Instant::now()))
+    ) -> Result<JobsReport, HandlerError> {
+        Ok(JobsReport {
+            table: self.tracker.snapshot(Instant::now()),
+            plan_progress: self.current.as_ref().map(|c| self.progress_report(c)),
+            previous_plan_progress: self.previous.as_ref().map(|c| self.progress_report(c)),
+        })
     }
 }

@@ -179,20 +179,15 @@ pub struct PriorityPolicy {
     pub players: PlayerMultiplierPolicy,
     /// Data starvation tiers (multipliers on the score).
     pub starvation: StarvationPolicy,
-    /// Scale of the partial curriculum normalisation: `scale = 1 + (n / sum(w) - 1) * this`.
+    /// Curriculum normalisation: when the raw weights of all 12 configs (a config without one counting 1.0) sum
+    /// to more than `curriculum_tolerance` away from 12, every weight is multiplied by `1 + (12 / sum - 1) * this`.
     pub curriculum_normalisation: f64,
+    /// How far from 12 the raw curriculum weights may sum before they are normalised.
+    pub curriculum_tolerance: f64,
     /// Number of opponent types; diversity = distinct opponent types seen / this.
     pub diversity_opponent_types: u32,
     /// Architecture boost = this x the highest architecture weight of the config.
     pub architecture_boost_scale: f64,
-    /// Lowest improvement boost accepted (clamp).
-    pub improvement_boost_min: f64,
-    /// Highest improvement boost accepted (clamp).
-    pub improvement_boost_max: f64,
-    /// Lowest momentum multiplier accepted (clamp).
-    pub momentum_min: f64,
-    /// Highest momentum multiplier accepted (clamp).
-    pub momentum_max: f64,
 }
 
 impl Default for PriorityPolicy {
@@ -210,12 +205,9 @@ impl Default for PriorityPolicy {
             players: PlayerMultiplierPolicy::default(),
             starvation: StarvationPolicy::default(),
             curriculum_normalisation: 0.5,
+            curriculum_tolerance: 0.01,
             diversity_opponent_types: 8,
             architecture_boost_scale: 0.30,
-            improvement_boost_min: -0.10,
-            improvement_boost_max: 0.15,
-            momentum_min: 0.5,
-            momentum_max: 1.5,
         }
     }
 }
@@ -246,12 +238,12 @@ impl Default for StalenessPolicy {
     }
 }
 
-/// Velocity: additive term `1 - e^(-v/day_scale)` (Elo/day), multiplier from Elo/hour.
+/// Velocity: additive term `1 - e^(-v / (max_velocity / 3))` (Elo/day), multiplier from Elo/hour.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct VelocityPolicy {
-    /// Elo/day scale of the additive term's saturation.
-    pub day_scale: f64,
+    /// Elo/day at which the additive term is all but saturated: its scale is exactly `max_velocity / 3`.
+    pub max_velocity: f64,
     /// Multiplier when Elo/hour is negative (regressing configs get more games).
     pub regressing_multiplier: f64,
     /// Multiplier when Elo/hour is exactly zero (plateau).
@@ -273,7 +265,7 @@ pub struct VelocityPolicy {
 impl Default for VelocityPolicy {
     fn default() -> Self {
         VelocityPolicy {
-            day_scale: 33.33,
+            max_velocity: 100.0,
             regressing_multiplier: 1.3,
             flat_multiplier: 0.85,
             positive_base: 0.6,

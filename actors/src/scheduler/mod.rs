@@ -9,6 +9,7 @@
 //! - `budget`: search budgets, the large-board cap, target games and games needed.
 //! - `allocation`: games per config per node (capacity, cost, GPU caps, health, floors, 3p/4p
 //!   minimums), with the per-plan node cap fix.
+//! - `dispatch`: from a plan to its jobs: fill each node's free slots until its share is played, then replan.
 //! - `target_jobs`: how many jobs a node should run at once.
 //! - `plan`: the `coordinator plan` dry run: the plan state JSON in, the plan JSON out.
 
@@ -17,6 +18,7 @@ pub mod allocation;
 pub mod board;
 pub mod budget;
 pub mod config;
+pub mod dispatch;
 pub mod plan;
 pub mod priority;
 pub mod settings;

@@ -15,15 +15,15 @@ use crate::jobs::config::JobsConfig;
 pub struct SchedulerConfig {
     /// Run the selfplay scheduler on this node.
     pub enabled: bool,
-    /// How often it replans (the original's main cycle: 300 s). Finished jobs also trigger work.
+    /// How often the scheduler checks its plan (the original's main cycle: 300 s). A plan is replaced as soon as it
+    /// is played; on this timer also when a node with free slots has nothing left in a plan at least this old.
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
     /// The board/player configs it schedules (`hex8_2p`, …); default all 12.
     pub configs: Vec<ConfigKey>,
-    /// Most games one job plays; a node's allocation for a config becomes one job of at most this many games.
+    /// Most games one job plays; a node's share of a config is played in jobs of at most this many games, as many
+    /// at once as the node's target concurrency.
     pub max_games_per_job: u32,
-    /// Most jobs waiting per node (beyond the running ones); replans add no more while it is reached.
-    pub max_queued_per_node: u32,
     /// Weights, thresholds and tables of the priority, budget and allocation policy.
     pub policy: SchedulerPolicyConfig,
     /// How jobs run: command template, logs, timeouts, retries, SSH.
@@ -37,7 +37,6 @@ impl Default for SchedulerConfig {
             interval: Duration::from_secs(300),
             configs: ConfigKey::all(),
             max_games_per_job: 200,
-            max_queued_per_node: 4,
             policy: SchedulerPolicyConfig::default(),
             jobs: JobsConfig::default(),
         }
