@@ -51,6 +51,7 @@ async fn status(state: web::Data<ApiState>) -> HttpResponse {
         "tree": state.tree.status(),
         "actors": state.tree.actor_stats(),
         "data_server": data_server,
+        "dead_letters": state.dead_letter_status.snapshot(),
     }))
 }
 
