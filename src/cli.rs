@@ -131,8 +131,14 @@ pub enum DeadLetterAction {
     },
     /// Show one dead letter in full.
     Show { id: i64 },
-    /// Re-send a stored message to its actor (needs the running daemon).
-    Replay { id: i64 },
+    /// Re-send a stored message to its actor (needs the running daemon). Recovered and abandoned letters are
+    /// refused unless `--force`.
+    Replay {
+        id: i64,
+        /// Replay a recovered or abandoned letter too.
+        #[arg(long)]
+        force: bool,
+    },
     /// Remove recovered and abandoned letters (older than DUR, e.g. 7d; default: all of them).
     Purge {
         #[arg(long)]

@@ -157,7 +157,14 @@ pub fn dead_letters(
     let (method, url) = match &action {
         DeadLetterAction::List { limit } => ("GET", format!("{base}/dead-letters?limit={limit}")),
         DeadLetterAction::Show { id } => ("GET", format!("{base}/dead-letters/{id}")),
-        DeadLetterAction::Replay { id } => ("POST", format!("{base}/dead-letters/{id}/replay")),
+        DeadLetterAction::Replay { id, force } => (
+            "POST",
+            if *force {
+                format!("{base}/dead-letters/{id}/replay?force=true")
+            } else {
+                format!("{base}/dead-letters/{id}/replay")
+            },
+        ),
         DeadLetterAction::Purge { older_than } => (
             "POST",
             match older_than {

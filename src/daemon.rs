@@ -13,7 +13,10 @@ use actors::data_server::monitor::actor::{
 use actors::data_server::monitor::command::ServerCommand;
 use actors::data_server::monitor::policy::DataServerState;
 use actors::placeholder::PlaceholderActor;
-use actors::runtime::dead_letters::{DeadLetterActor, DeadLetterStore};
+use actors::runtime::dead_letters::{
+    DeadLetterActor, DeadLetterShared, DeadLetterStore, DrainDeadLetters, ReplayFinished,
+    StoreError,
+};
 use actors::runtime::{
     ChildSpec, DeadLetterSink, Directory, HealthBoard, RootExit, SupervisorSpec, WorkerSpec,
 };
@@ -25,6 +28,11 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::api::{self, ApiState};
 use crate::config::Config;
+
+/// The dead-letter store cannot be opened (or a damaged one moved aside): an environment problem, exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("dead_letters.path: {0}")]
+pub struct StoreUnusable(#[source] pub StoreError);
 
 /// How the daemon ended.
 pub enum Outcome {
@@ -57,26 +65,54 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
     let health = HealthBoard::new();
     let child_options = config.supervision.child_options();
 
-    // Fail fast on an unusable store: a daemon that cannot keep dead letters must not pretend to run.
-    DeadLetterStore::open(&config.dead_letters.path, config.dead_letters.max_entries)
-        .with_context(|| {
-            format!(
-                "dead_letters.path: cannot open the store at {}",
-                config.dead_letters.path.display()
-            )
-        })?;
+    // Check the store before anything runs: a damaged one is moved aside and salvaged (an error names both files);
+    // one that cannot be opened at all ends the daemon with exit code 2 (an environment problem, see `main`).
+    match DeadLetterStore::open_checked(&config.dead_letters, std::time::SystemTime::now()) {
+        Ok(opened) => {
+            if let Some(damaged) = opened.damaged {
+                tracing::error!(store = %damaged.path.display(), moved_to = %damaged.moved_to.display(), reason = %damaged.reason, salvaged = damaged.salvaged, "dead-letter store was damaged: moved aside and replaced by a fresh store holding the rows still readable; inspect the damaged file");
+            }
+        }
+        Err(e) => return Err(StoreUnusable(e).into()),
+    }
+    let dl_shared = DeadLetterShared::new(&config.dead_letters, health.clone()).map_err(|e| {
+        StoreUnusable(StoreError::CreateDir {
+            dir: config.dead_letters.path.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })
+    })?;
 
     let directory_cell: Arc<OnceLock<Directory>> = Arc::new(OnceLock::new());
     let dl_spec = WorkerSpec::<DeadLetterActor>::new("dead_letters", child_options, &sink);
     let dl_ref = dl_spec.actor_ref();
+    dl_shared.install(&sink);
     {
-        let dl_ref = dl_ref.clone();
-        sink.install(move |letter| DeadLetterActor::offer(&dl_ref, letter));
+        let waker = dl_ref.clone();
+        dl_shared.queue.on_wake(move || {
+            // A full mailbox already holds a wake-up or a maintenance tick that drains the queue.
+            let _ = waker.try_tell_raw(DrainDeadLetters);
+        });
+        let reporter = dl_ref.clone();
+        sink.install_outcome(move |id, outcome| {
+            reporter
+                .try_tell_raw(ReplayFinished {
+                    id,
+                    error: outcome.err(),
+                })
+                .is_ok()
+        });
     }
     let dl_config = config.dead_letters.clone();
     let dl_directory = directory_cell.clone();
-    let dl_child =
-        dl_spec.factory(move || DeadLetterActor::new(dl_config.clone(), dl_directory.clone()));
+    let (factory_shared, factory_sink) = (dl_shared.clone(), sink.clone());
+    let dl_child = dl_spec.try_factory(move || {
+        DeadLetterActor::new(
+            dl_config.clone(),
+            factory_shared.clone(),
+            factory_sink.clone(),
+            dl_directory.clone(),
+        )
+    });
 
     let mut root =
         SupervisorSpec::new("root", config.supervision.supervisor_options()).child(dl_child);
@@ -110,7 +146,7 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
     let mut scheduler_ref = None;
     if config.scheduler.enabled {
         let spec = WorkerSpec::<SchedulerActor>::new("scheduler", child_options, &sink)
-            .replayable::<RunJob>()
+            .replayable_with_outcome::<RunJob>()
             .replayable::<NewGamesAvailable>()
             .replayable::<CapacityUpdate>();
         scheduler_ref = Some(spec.actor_ref());
@@ -152,6 +188,7 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
             tree: handle.tree.clone(),
             directory: handle.directory.clone(),
             dead_letters: dl_ref.clone(),
+            dead_letter_status: dl_shared.clone(),
             scheduler: scheduler_ref.clone(),
             data_server: monitor_ref.clone(),
             health: health.clone(),
@@ -193,6 +230,14 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
     }
     if !handle.shutdown().await {
         tracing::warn!(budget = ?handle.shutdown_budget, "tree did not stop within its shutdown budget; exiting anyway");
+    }
+    let flushed = dl_shared.flush_after_shutdown(&sink);
+    if flushed > 0 {
+        tracing::warn!(
+            flushed,
+            spill = %dl_shared.spill.path().display(),
+            "dead letters left in the queue after shutdown were written to the spill file; they are moved into the store at the next start"
+        );
     }
     tracing::info!(
         elapsed_ms = stopping.elapsed().as_millis() as u64,

@@ -10,7 +10,7 @@
 //! - `client`, `render`: the CLI side of the API, and its text for people (tables, humane durations).
 //!
 //! `main` alone maps outcomes to exit codes: 0 success, 1 runtime failure (root gave up, unreachable daemon),
-//! 2 bad input (config, flags).
+//! 2 bad input (config, flags) or an unusable environment (a dead-letter store that cannot be opened).
 
 mod api;
 mod cli;
@@ -33,7 +33,13 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(1)
+            // An unusable dead-letter store is an environment problem (disk, permissions), not a crash that a
+            // service manager's `Restart=on-failure` should loop on.
+            if e.downcast_ref::<daemon::StoreUnusable>().is_some() {
+                ExitCode::from(commands::EXIT_BAD_INPUT)
+            } else {
+                ExitCode::from(1)
+            }
         }
     }
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use actors::data_server::monitor::actor::DataServerMonitor;
-use actors::runtime::dead_letters::DeadLetterActor;
+use actors::runtime::dead_letters::{DeadLetterActor, DeadLetterShared};
 use actors::runtime::{ActorRef, Directory, HealthBoard, TreeShape};
 use actors::scheduler::actor::SchedulerActor;
 use anyhow::{Context, Result};
@@ -29,6 +29,8 @@ pub struct ApiState {
     pub tree: TreeShape,
     pub directory: Directory,
     pub dead_letters: ActorRef<DeadLetterActor>,
+    /// The dead-letter store's state (spill, failures, queue) for `/status`, read without messaging the actor.
+    pub dead_letter_status: DeadLetterShared,
     /// `None` when `data_server.enabled` is false.
     pub data_server: Option<ActorRef<DataServerMonitor>>,
     /// `None` when `scheduler.enabled` is false.

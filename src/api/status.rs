@@ -63,6 +63,7 @@ async fn status(state: web::Data<ApiState>) -> HttpResponse {
         "actors": state.tree.actor_stats(),
         "data_server": data_server,
         "scheduler": scheduler,
+        "dead_letters": state.dead_letter_status.snapshot(),
     }))
 }
 

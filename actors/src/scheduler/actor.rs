@@ -238,6 +238,8 @@ pub struct SchedulerActor {
     tasks: HashMap<String, tokio::task::JoinHandle<()>>,
     cancel: Arc<Notify>,
     on_new_games: NewGamesHook,
+    /// Jobs started by a replayed dead letter: job id → letter id, whose outcome is reported when the job ends.
+    replays: HashMap<String, i64>,
 }
 
 impl SchedulerActor {
@@ -266,6 +268,7 @@ impl SchedulerActor {
             tasks: HashMap::new(),
             cancel: Arc::new(Notify::new()),
             on_new_games,
+            replays: HashMap::new(),
             nodes,
             config,
         }
@@ -640,9 +643,14 @@ impl Handles<RunJob> for SchedulerActor {
                 .map(|n| n.name.clone())
                 .unwrap_or(spec.node);
         }
+        let job_id = spec.id.clone();
         self.tracker
             .enqueue(spec, Instant::now())
             .map_err(|e| HandlerError::fail(e.to_string()))?;
+        if let Some(letter) = ctx.replay_of() {
+            // A replay succeeds only when the job does: its outcome goes back to the same letter.
+            self.replays.insert(job_id, letter);
+        }
         self.launch_ready(ctx);
         Ok(())
     }
@@ -676,6 +684,9 @@ impl Handles<JobFinished> for SchedulerActor {
                 games_written,
             }) => {
                 tracing::info!(job = %spec.id, plan = origin.map_or(0, |o| o.plan), config = %spec.config_key, games_written, "selfplay job finished");
+                if let Some(letter) = self.replays.remove(&spec.id) {
+                    ctx.replay_outcome(letter, Ok(()));
+                }
                 if let Ok(key) = spec.config_key.parse::<ConfigKey>() {
                     let p = self.progress.entry(key).or_default();
                     p.games += games_written;
@@ -700,10 +711,20 @@ impl Handles<JobFinished> for SchedulerActor {
                 last,
             }) => {
                 let error = format!("job failed {attempts} times; last: {last:?}");
-                tracing::error!(job = %spec.id, %error, "selfplay job gave up; stored as a dead letter (replay re-runs it)");
-                ctx.dead_letter(&RunJob { spec }, &error);
+                match self.replays.remove(&spec.id) {
+                    Some(letter) => {
+                        tracing::error!(job = %spec.id, %error, letter, "replayed selfplay job gave up; its dead letter counts one more failed replay");
+                        ctx.replay_outcome(letter, Err(error));
+                    }
+                    None => {
+                        tracing::error!(job = %spec.id, %error, "selfplay job gave up; stored as a dead letter (replay re-runs it)");
+                        ctx.dead_letter(&RunJob { spec }, &error);
+                    }
+                }
             }
             Ok(Decision::Cancelled { spec }) => {
+                // A cancelled replayed job reports nothing: its letter is replayed again after its deadline.
+                self.replays.remove(&spec.id);
                 tracing::info!(job = %spec.id, "selfplay job cancelled")
             }
             Err(e) => {
