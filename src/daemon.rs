@@ -133,6 +133,7 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
             node.clone(),
             command,
             on_state,
+            health.clone(),
         ));
     }
     if config.sync.enabled {

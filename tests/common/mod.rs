@@ -237,6 +237,14 @@ pub fn request(
     ))
 }
 
+/// The pid of the daemon's data server, once `/status` says it is up.
+pub fn data_server_pid(daemon: &Daemon) -> i32 {
+    let status = daemon.wait_status("data server up", Duration::from_secs(15), |s| {
+        s["data_server"]["state"] == "up"
+    });
+    status["data_server"]["pid"].as_i64().expect("pid") as i32
+}
+
 /// The node named `name` in a `/status` tree.
 pub fn find_node<'a>(tree: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
     if tree["name"] == name {

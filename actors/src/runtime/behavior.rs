@@ -21,6 +21,10 @@ use super::message::{HandlerError, Message, Ping};
 
 /// Lifecycle hooks of an actor. Its state is built by the factory given to the supervisor, once per incarnation.
 pub trait Behavior: Sized + Unpin + 'static {
+    /// True for a stand-in that does no domain work yet: `/status` shows it as `kind: placeholder` and its
+    /// `/health` check says so.
+    const PLACEHOLDER: bool = false;
+
     /// Called once per incarnation, after the factory built the state and before the first message.
     fn started(&mut self, _ctx: &mut Ctx<'_, Self>) {}
 

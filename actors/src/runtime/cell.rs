@@ -460,7 +460,10 @@ impl<B: Behavior> Cell<B> {
                     if let Some(letter) = self.core.hung_letter.take() {
                         self.core.sink.store(letter);
                     }
-                    shared.set_state(ChildState::Restarting);
+                    // The supervisor may already have said what comes next (backing off, failed): keep that.
+                    if matches!(shared.state(), ChildState::Running | ChildState::Starting) {
+                        shared.set_state(ChildState::Restarting);
+                    }
                 }
                 Control::Start => {
                     if self.behavior.is_none() {

@@ -46,7 +46,7 @@ pub use child::{ChildKind, ChildState};
 pub use dead_letter_sink::DeadLetterSink;
 pub use directory::Directory;
 pub use drill::Drill;
-pub use health::{HealthBoard, HealthCheck, HealthStatus};
+pub use health::{HealthBoard, HealthCheck, HealthReport, HealthStatus};
 pub use ids::{CorrelationId, MessageId, MessageMeta};
 pub use message::{DeliveryError, HandlerError, Message, Ping};
 pub use restart_policy::{BackoffConfig, RestartType, Strategy};

@@ -111,7 +111,14 @@ impl<B: Behavior> WorkerSpec<B> {
         let (tx, rx) = channel::<Cell<B>>(options.mailbox_capacity.max(1));
         let addr = Addr::new(tx);
         WorkerSpec {
-            shared: ChildShared::new(name, ChildKind::Worker),
+            shared: ChildShared::new(
+                name,
+                if B::PLACEHOLDER {
+                    ChildKind::Placeholder
+                } else {
+                    ChildKind::Worker
+                },
+            ),
             addr,
             rx,
             sink: sink.clone(),

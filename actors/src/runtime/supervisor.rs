@@ -448,7 +448,7 @@ impl Supervisor {
                 continue;
             };
             let shared = slot.handle.shared();
-            if shared.kind == ChildKind::Worker && shared.state() == ChildState::Running {
+            if shared.kind.is_worker() && shared.state() == ChildState::Running {
                 let silent = shared.since_last_beat();
                 if silent > deadline {
                     stalled.push((i, silent, deadline));

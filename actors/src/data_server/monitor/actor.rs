@@ -40,8 +40,12 @@ use crate::data_server::config::DataServerConfig;
 use crate::process::{signal_group, spawn_owned, terminate, Ended, ProcessError};
 use crate::runtime::circuit_breaker::Jitter;
 use crate::runtime::{
-    ActorRef, Behavior, ChildOptions, ChildSpec, Ctx, HandlerError, Handles, TaskId, WorkerSpec,
+    ActorRef, Behavior, ChildOptions, ChildSpec, Ctx, HandlerError, Handles, HealthBoard,
+    HealthCheck, TaskId, WorkerSpec,
 };
+
+/// The name of the check the monitor publishes on the health board.
+pub const HEALTH_CHECK: &str = "data_server";
 
 /// How long the keeper keeps reading a dead server's stderr for its last lines.
 const STDERR_DRAIN: Duration = Duration::from_millis(500);
@@ -68,16 +72,20 @@ pub struct DataServerMonitor {
     client: Option<awc::Client>,
     wake: Option<TaskId>,
     restarts_counted: u64,
+    health: HealthBoard,
+    published_health: Option<HealthCheck>,
 }
 
 impl DataServerMonitor {
-    /// A monitor that runs `command` (see [`ServerCommand::current_exe`]) with `config` as node `node`, and calls
-    /// `on_state` on every change between up, down, circuit open and stopped.
+    /// A monitor that runs `command` (see [`ServerCommand::current_exe`]) with `config` as node `node`, calls
+    /// `on_state` on every change between up, down, circuit open and stopped, and keeps the check
+    /// [`HEALTH_CHECK`] on `health` up to date.
     pub fn new(
         config: DataServerConfig,
         node: impl Into<String>,
         command: ServerCommand,
         on_state: StateListener,
+        health: HealthBoard,
     ) -> Self {
         let policy = MonitorPolicy::new(&config, Jitter::random(), fastrand::u64(..));
         Self {
@@ -90,6 +98,8 @@ impl DataServerMonitor {
             client: None,
             wake: None,
             restarts_counted: 0,
+            health,
+            published_health: None,
         }
     }
 
@@ -112,7 +122,17 @@ impl DataServerMonitor {
             }
         }
         self.update_metrics();
+        self.publish_health();
         self.reschedule(ctx);
+    }
+
+    /// Sets the board's check when it changed (the policy words it; the shell only carries it).
+    fn publish_health(&mut self) {
+        let check = self.policy.health(Instant::now());
+        if self.published_health.as_ref() != Some(&check) {
+            self.health.set(HEALTH_CHECK, check.clone());
+            self.published_health = Some(check);
+        }
     }
 
     fn spawn_server(&mut self, run_id: u64, ctx: &mut Ctx<'_, Self>) -> Result<u32, ProcessError> {
@@ -307,6 +327,7 @@ pub fn monitor_child(
     node: String,
     command: ServerCommand,
     on_state: StateListener,
+    health: HealthBoard,
 ) -> ChildSpec {
     spec.factory(move || {
         DataServerMonitor::new(
@@ -314,6 +335,7 @@ pub fn monitor_child(
             node.clone(),
             command.clone(),
             on_state.clone(),
+            health.clone(),
         )
     })
 }

@@ -27,6 +27,7 @@ use crate::process::Ended;
 use crate::runtime::circuit_breaker::{
     BreakerConfig, BreakerSnapshot, BreakerState, CircuitBreaker, Decision, Jitter,
 };
+use crate::runtime::health::{HealthCheck, HealthStatus};
 
 /// How often `/health` is polled while a freshly started server is not up yet (or `health_interval` if shorter).
 pub const STARTUP_POLL: Duration = Duration::from_millis(100);
@@ -459,6 +460,54 @@ impl MonitorPolicy {
         }
     }
 
+    /// The `data_server` health check at `now`: up is ok, starting (after a start or a restart) is degraded, down
+    /// (no server, a restart scheduled), circuit open or stopped is failing. The detail says why and what next.
+    pub fn health(&self, now: Instant) -> HealthCheck {
+        let bind = &self.config.bind;
+        let why = self
+            .last_error
+            .as_deref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default();
+        match self.phase {
+            Phase::Up { run } => HealthCheck::ok(format!(
+                "up: pid {} serves files on {bind} ({} restarts)",
+                run.pid, self.restarts
+            )),
+            Phase::Idle | Phase::Spawning { .. } | Phase::Starting { .. } => HealthCheck::new(
+                HealthStatus::Degraded,
+                format!(
+                    "starting on {bind}, not answering yet ({} restarts){why}",
+                    self.restarts
+                ),
+            ),
+            Phase::Killing { pid, .. } => HealthCheck::new(
+                HealthStatus::Failing,
+                format!("down: killing hung server {pid}; a restart follows{why}"),
+            ),
+            Phase::Backoff { until } => HealthCheck::new(
+                HealthStatus::Failing,
+                format!(
+                    "down: restarting after a {} backoff{why}",
+                    humantime::format_duration(round_ms(until.saturating_duration_since(now)))
+                ),
+            ),
+            Phase::CircuitOpen { until } => HealthCheck::new(
+                HealthStatus::Failing,
+                format!(
+                    "circuit open after too many restarts (max {} within {}); one attempt after a {} open period{why}",
+                    self.config.max_restarts,
+                    humantime::format_duration(self.config.restart_window),
+                    humantime::format_duration(round_ms(until.saturating_duration_since(now)))
+                ),
+            ),
+            Phase::Stopped => HealthCheck::new(
+                HealthStatus::Failing,
+                "stopped: the monitor is shutting down; no data server runs",
+            ),
+        }
+    }
+
     /// True while the circuit is open (or half-open, waiting for its attempt).
     pub fn circuit_open(&self, now: Instant) -> bool {
         self.breaker.state(now) != BreakerState::Closed
@@ -595,6 +644,11 @@ pub fn address_in_use_error(bind: &str) -> String {
     format!(
         "address {bind} is already in use by another process; stop it or change data_server.bind"
     )
+}
+
+/// `d` cut to whole milliseconds, for readable durations in details.
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis() as u64)
 }
 
 fn exit_error(pid: u32, exit: &ExitReport) -> String {
@@ -867,6 +921,62 @@ mod tests {
         assert!(actions.contains(&Action::Log(Notice::CircuitClosed)));
         assert_eq!(published(&actions), vec![MonitorState::Up]);
         assert!(!p.circuit_open(now + ms(60_000)));
+    }
+
+    #[test]
+    fn health_follows_the_server_through_down_starting_up_and_circuit_open() {
+        let mut now = Instant::now();
+        let cfg = DataServerConfig {
+            max_restarts: 1,
+            circuit_recovery: ms(1000),
+            ..config()
+        };
+        let mut p = MonitorPolicy::new(&cfg, Jitter::Fixed(0.0), 0);
+        let status = |p: &MonitorPolicy, now| p.health(now).status;
+        assert_eq!(status(&p, now), HealthStatus::Degraded, "not started yet");
+        let actions = p.start(now);
+        let run_id = bring_up(&mut p, now, &actions, 7);
+        let up = p.health(now);
+        assert_eq!(up.status, HealthStatus::Ok);
+        assert!(up.detail.contains("pid 7"), "{}", up.detail);
+
+        // Killed: down (failing) while the restart waits, starting (degraded) after it, up (ok) again.
+        p.exited(now, run_id, 7, exit_code(137));
+        let down = p.health(now);
+        assert_eq!(down.status, HealthStatus::Failing);
+        assert!(down.detail.contains("restarting after"), "{}", down.detail);
+        assert!(down.detail.contains("code 137"), "{}", down.detail);
+        now = p.next_wake().expect("restart scheduled");
+        let actions = p.tick(now);
+        let run_id = spawn_id(&actions).expect("restart");
+        p.spawned(now, run_id, 8);
+        assert_eq!(status(&p, now), HealthStatus::Degraded, "restarting");
+        p.health_checked(now, run_id, Ok(()));
+        assert_eq!(status(&p, now), HealthStatus::Ok);
+
+        // Killed again within the window: the circuit opens (failing) until its probe brings it back.
+        p.exited(now, run_id, 8, exit_code(137));
+        let open = p.health(now);
+        assert_eq!(open.status, HealthStatus::Failing);
+        assert!(open.detail.contains("circuit open"), "{}", open.detail);
+        now += ms(1000);
+        let run_id = spawn_id(&p.tick(now)).expect("probe");
+        p.spawned(now, run_id, 9);
+        assert_eq!(status(&p, now), HealthStatus::Degraded);
+        p.health_checked(now, run_id, Ok(()));
+        assert_eq!(status(&p, now), HealthStatus::Ok);
+
+        // Hung: failing while it is killed; stopped is failing too.
+        for _ in 0..cfg.failed_checks_before_restart {
+            now = p.next_wake().expect("next check");
+            p.tick(now);
+            p.health_checked(now, run_id, Err("timed out".into()));
+        }
+        let killing = p.health(now);
+        assert_eq!(killing.status, HealthStatus::Failing);
+        assert!(killing.detail.contains("hung"), "{}", killing.detail);
+        p.stop();
+        assert_eq!(status(&p, now), HealthStatus::Failing);
     }
 
     #[test]
