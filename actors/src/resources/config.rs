@@ -87,6 +87,10 @@ pub struct BandConfig {
     pub step_down: u32,
     /// Samples in a row between a band edge and its scale threshold before a one-job correction.
     pub rebalance_after: u32,
+    /// Steps of more than one job, and steps that reverse the previous one, must land (by the controller's
+    /// utilization-per-job estimate) at least this far (%) inside the band, so noise cannot bounce the node
+    /// across it.
+    pub landing_margin_percent: f64,
     /// GPU memory use (%) above which no job is added.
     pub gpu_memory_warning_percent: f64,
     /// GPU memory use (%) above which a job is removed per interval.
@@ -104,6 +108,7 @@ impl Default for BandConfig {
             step_up: 2,
             step_down: 1,
             rebalance_after: 2,
+            landing_margin_percent: 5.0,
             gpu_memory_warning_percent: 80.0,
             gpu_memory_critical_percent: 90.0,
         }
@@ -255,6 +260,17 @@ impl ResourcesConfig {
             r.max_games_per_hour,
             "rate.max_games_per_hour",
         );
+        if b.landing_margin_percent < 0.0
+            || 2.0 * b.landing_margin_percent >= b.high_percent - b.low_percent
+        {
+            out.push((
+                "band.landing_margin_percent".into(),
+                format!(
+                    "{} must be at least 0 and under half the band's width (e.g. 5)",
+                    b.landing_margin_percent
+                ),
+            ));
+        }
         if b.step_up == 0 || b.step_down == 0 {
             out.push((
                 "band.step_up".into(),
