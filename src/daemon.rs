@@ -56,6 +56,9 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
     // Components publish named checks here; `/health` reads them.
     let health = HealthBoard::new();
     let child_options = config.supervision.child_options();
+    let roles = config.node_roles(&node);
+    let role_names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+    tracing::info!(%node, roles = %role_names.join(","), "node roles");
 
     // Fail fast on an unusable store: a daemon that cannot keep dead letters must not pretend to run.
     DeadLetterStore::open(&config.dead_letters.path, config.dead_letters.max_entries)

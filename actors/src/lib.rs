@@ -10,6 +10,7 @@
 //! - `logging`: log lines for operators (JSON or text), span fields copied at open and formatted only
 //!   for lines written.
 //! - `pressure`: the gate the resource optimizer closes under disk or memory pressure; jobs and pulls check it.
+//! - `sync`: the sync coordinator: pull planning, budgets, transports, the actor that moves files between nodes.
 //! - `units`: byte sizes in config (`64MiB`).
 //! - `placeholder`: the stand-in for actors whose issues are not built yet.
 
@@ -21,4 +22,5 @@ pub mod pressure;
 pub mod process;
 pub mod runtime;
 pub mod scheduler;
+pub mod sync;
 pub mod units;
