@@ -8,3 +8,5 @@
 pub mod budget;
 pub mod config;
 pub mod plan;
+pub mod install;
+pub mod transport;
