@@ -64,6 +64,9 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
     // Components publish named checks here; `/health` reads them.
     let health = HealthBoard::new();
     let child_options = config.supervision.child_options();
+    let roles = config.node_roles(&node);
+    let role_names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+    tracing::info!(%node, roles = %role_names.join(","), "node roles");
 
     // Check the store before anything runs: a damaged one is moved aside and salvaged (an error names both files);
     // one that cannot be opened at all ends the daemon with exit code 2 (an environment problem, see `main`).

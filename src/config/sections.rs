@@ -12,6 +12,7 @@ use actors::data_server::config::DataServerConfig;
 use actors::runtime::dead_letters::DeadLetterConfig;
 use actors::runtime::{BackoffConfig, ChildOptions, RestartType, Strategy, SupervisorOptions};
 use actors::scheduler::settings::SchedulerConfig;
+use actors::sync::config::{default_roles, Role, SyncConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::cli::LogFormat;
@@ -76,6 +77,9 @@ pub struct ClusterNode {
     pub cpu_cores: u32,
     /// Spot/ephemeral machine (may vanish at any time).
     pub ephemeral: bool,
+    /// What the node does: `selfplay` (gets selfplay jobs, produces games) and/or `training` (pulls the
+    /// cluster's games, produces models). A single-machine cluster (no `nodes`) is both.
+    pub roles: Vec<Role>,
 }
 
 impl Default for ClusterNode {
@@ -89,6 +93,7 @@ impl Default for ClusterNode {
             gpu_memory_gb: 0.0,
             cpu_cores: 0,
             ephemeral: false,
+            roles: default_roles(),
         }
     }
 }
@@ -302,20 +307,6 @@ impl LoggingConfig {
     }
 }
 
-/// PLACEHOLDER section: data sync is a later issue. Only switches its placeholder actor on or off.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SyncConfig {
-    /// Run the sync actor (a placeholder that does no transfers yet).
-    pub enabled: bool,
-}
-
-impl Default for SyncConfig {
-    fn default() -> Self {
-        SyncConfig { enabled: true }
-    }
-}
-
 /// PLACEHOLDER section: the resource optimizer is a later issue. Only switches its placeholder actor on or off.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -340,7 +331,22 @@ impl super::Validate for Config {
 }
 
 impl Config {
-    /// The scheduler's view of the cluster: `cluster.nodes`, or just this node when the list is empty.
+    /// The roles of node `name`: its `roles` in `cluster.nodes`; both roles in a single-machine cluster (no
+    /// `nodes`); none for a node not listed.
+    pub fn node_roles(&self, name: &str) -> Vec<Role> {
+        if self.cluster.nodes.is_empty() {
+            return vec![Role::Selfplay, Role::Training];
+        }
+        self.cluster
+            .nodes
+            .iter()
+            .find(|n| n.name == name)
+            .map(|n| n.roles.clone())
+            .unwrap_or_default()
+    }
+
+    /// The scheduler's view of the cluster: the nodes of `cluster.nodes` whose roles include `selfplay`, or just
+    /// this node when the list is empty.
     pub fn scheduler_nodes(&self, this_node: &str) -> Vec<actors::scheduler::actor::SchedulerNode> {
         use actors::scheduler::actor::SchedulerNode;
         if self.cluster.nodes.is_empty() {
@@ -356,6 +362,7 @@ impl Config {
         self.cluster
             .nodes
             .iter()
+            .filter(|n| n.roles.contains(&Role::Selfplay))
             .map(|n| SchedulerNode {
                 name: n.name.clone(),
                 gpu: n.gpu.clone(),
@@ -396,6 +403,22 @@ impl Config {
                 .into_iter()
                 .map(|p| ("data_server".to_string(), p)),
         );
+        if self.cluster.nodes.len() > 1 {
+            for (i, n) in self.cluster.nodes.iter().enumerate() {
+                if n.roles.is_empty() {
+                    out.push((
+                        format!("cluster.nodes[{i}].roles"),
+                        "is empty (expected selfplay and/or training)".into(),
+                    ));
+                }
+            }
+        }
+        out.extend(
+            self.sync
+                .problems()
+                .into_iter()
+                .map(|(path, p)| (format!("sync.{path}"), p)),
+        );
         out.extend(
             self.scheduler
                 .problems()
@@ -403,5 +426,48 @@ impl Config {
                 .map(|(path, p)| (format!("scheduler.{path}"), p)),
         );
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, roles: &[Role]) -> ClusterNode {
+        ClusterNode {
+            name: name.to_string(),
+            roles: roles.to_vec(),
+            ..ClusterNode::default()
+        }
+    }
+
+    #[test]
+    fn roles_default_to_selfplay_and_a_lone_node_is_both() {
+        let config = Config::default();
+        assert_eq!(config.node_roles("local"), [Role::Selfplay, Role::Training]);
+        assert_eq!(ClusterNode::default().roles, [Role::Selfplay]);
+    }
+
+    #[test]
+    fn the_scheduler_gets_only_selfplay_nodes() {
+        let mut config = Config::default();
+        config.cluster.nodes = vec![
+            node("trainer", &[Role::Training]),
+            node("w1", &[Role::Selfplay]),
+            node("both", &[Role::Selfplay, Role::Training]),
+        ];
+        let names: Vec<String> = config
+            .scheduler_nodes("trainer")
+            .into_iter()
+            .map(|n| n.name)
+            .collect();
+        assert_eq!(names, ["w1", "both"]);
+        assert_eq!(config.node_roles("trainer"), [Role::Training]);
+        assert!(config.node_roles("unlisted").is_empty());
+        config.cluster.nodes[1].roles.clear();
+        assert!(config
+            .problems()
+            .iter()
+            .any(|(path, _)| path == "cluster.nodes[1].roles"));
     }
 }
