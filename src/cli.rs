@@ -39,10 +39,17 @@ pub enum Command {
         #[arg(long)]
         node: Option<String>,
     },
-    /// Validate the config file and COORDINATOR_* overrides; print the resolved config or every error.
+    /// Validate the config file and COORDINATOR_* overrides as `run` would; print the resolved config or every error.
     CheckConfig {
+        /// Config file.
         #[arg(long, default_value = "config.yaml")]
         config: PathBuf,
+        /// Check as `run --node NAME` would (the node must be in a non-empty `cluster.nodes`).
+        #[arg(long)]
+        node: Option<String>,
+        /// Also fail (exit 2) when a COORDINATOR_* override was ignored, for CI of a deployment repository.
+        #[arg(long)]
+        strict: bool,
     },
     /// Show the supervision tree, jobs, last sync and data-server state of a running daemon.
     Status {

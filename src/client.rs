@@ -20,7 +20,7 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// The config at `path` if it loads, else defaults (the CLI only needs addresses, paths and the token). A file
 /// that exists but does not load is said on stderr, since its `api.token` and addresses are then not used.
 fn config_or_default(path: &Path) -> Config {
-    match config::load_config(path, config::process_env()) {
+    match config::load_config(path, config::process_env(), None) {
         Ok(loaded) => loaded.config,
         Err(errors) => {
             if path.exists() {

@@ -21,7 +21,11 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     } = cli;
     match command {
         Command::Run { config, node } => run(&config, node, log_format, log_level),
-        Command::CheckConfig { config } => check_config(&config),
+        Command::CheckConfig {
+            config,
+            node,
+            strict,
+        } => check_config(&config, node.as_deref(), strict),
         Command::Status { api, json } => {
             init_cli_logging(log_format, log_level);
             crate::client::status(api, json)
@@ -79,7 +83,7 @@ fn run(
     format: Option<LogFormat>,
     level: Option<String>,
 ) -> Result<ExitCode> {
-    let loaded = match config::load_config(path, env_vars()) {
+    let loaded = match config::load_config(path, env_vars(), node.as_deref()) {
         Ok(l) => l,
         Err(errors) => {
             eprintln!("{errors}");
@@ -97,20 +101,7 @@ fn run(
     for warning in &loaded.warnings {
         tracing::warn!(%warning, "config override ignored");
     }
-    let node = node.unwrap_or_else(|| config.node.name.clone());
-    if !config.cluster.nodes.is_empty() && !config.cluster.nodes.iter().any(|n| n.name == node) {
-        let known: Vec<&str> = config
-            .cluster
-            .nodes
-            .iter()
-            .map(|n| n.name.as_str())
-            .collect();
-        eprintln!(
-            "error: --node {node:?} is not in cluster.nodes (known: {})",
-            known.join(", ")
-        );
-        return Ok(ExitCode::from(EXIT_BAD_INPUT));
-    }
+    let node = config.node.name.clone();
     tracing::info!(config = %loaded.source.display(), %node, "starting coordinator");
     match daemon::run(config, node)? {
         daemon::Outcome::Clean => Ok(ExitCode::SUCCESS),
@@ -118,11 +109,18 @@ fn run(
     }
 }
 
-fn check_config(path: &std::path::Path) -> Result<ExitCode> {
-    match config::load_config(path, env_vars()) {
+fn check_config(path: &std::path::Path, node: Option<&str>, strict: bool) -> Result<ExitCode> {
+    match config::load_config(path, env_vars(), node) {
         Ok(loaded) => {
             for warning in &loaded.warnings {
                 eprintln!("warning: {warning}");
+            }
+            if strict && !loaded.warnings.is_empty() {
+                eprintln!(
+                    "--strict: {} ignored COORDINATOR_* override(s); fix or unset them",
+                    loaded.warnings.len()
+                );
+                return Ok(ExitCode::from(EXIT_BAD_INPUT));
             }
             let yaml =
                 config::to_yaml(&loaded.config).context("cannot print the resolved config")?;

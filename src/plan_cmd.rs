@@ -15,7 +15,7 @@ use crate::config;
 pub fn run(state: &Path, config_path: Option<&Path>) -> Result<ExitCode> {
     let policy = match config_path {
         None => SchedulerPolicyConfig::default(),
-        Some(path) => match config::load_config(path, std::env::vars()) {
+        Some(path) => match config::load_config(path, config::process_env(), None) {
             Ok(loaded) => loaded.config.scheduler.policy,
             Err(errors) => {
                 eprintln!("{errors}");

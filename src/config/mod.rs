@@ -6,7 +6,8 @@
 //! - [`env`]: the one parser for `COORDINATOR_<SECTION>__<KEY>` overrides (bad values become warnings).
 //! - [`yaml`]: serde_yaml helpers: read one section only, find the line of a field path, clean serde messages.
 //! - [`report`]: the error and warning types and their one-line display.
-//! - [`validate`]: the `Validate` hook sections implement for range checks.
+//! - [`validate`]: THE validation API: `Validate` returns `FieldError`s with paths relative to the section,
+//!   the parent prefixes them; adapters turn older `problems()` shapes into it in one line.
 //!
 //! - [`sections`]: the daemon's `Config` (top level and its own sections); actor sections live with their actors.
 
@@ -23,14 +24,23 @@ pub use loader::{load, load_str, process_env, to_yaml, Loaded, ENV_PREFIX};
 #[allow(unused_imports)]
 pub use report::{ConfigError, ConfigErrors, ConfigWarning};
 pub use sections::Config;
-pub use validate::{FieldError, Validate};
 
-/// Loads the daemon's config file with `env` as the `COORDINATOR_*` overrides.
+/// Loads and validates the daemon's config file with `env` as the `COORDINATOR_*` overrides and `node` as the
+/// `--node` flag (it replaces `node.name` before validation). `run` and `check-config` both load through here,
+/// so a config `check-config` accepts is one `run` accepts.
 pub fn load_config(
     path: &std::path::Path,
     env: impl IntoIterator<Item = (String, String)>,
+    node: Option<&str>,
 ) -> Result<Loaded<Config>, ConfigErrors> {
-    load::<Config, _>(path, env)
+    let text = loader::read(path)?;
+    loader::load_str_with::<Config, _>(&text, path, env, |config| match node {
+        Some(node) => {
+            config.node.name = node.to_string();
+            vec![("node.name".to_string(), "--node".to_string())]
+        }
+        None => Vec::new(),
+    })
 }
 
 #[cfg(test)]

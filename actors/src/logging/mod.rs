@@ -66,6 +66,7 @@ pub fn install<W>(format: LogFormat, filter: &str, make_writer: W) -> Result<(),
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
+    check_filter(filter)?;
     let log_layer = layer(format, make_writer);
     let installed = match filter.trim().parse::<LevelFilter>() {
         Ok(level) => tracing_subscriber::registry()
@@ -84,4 +85,100 @@ where
         }
     };
     installed.map_err(|e| LoggingError::AlreadyInstalled(e.to_string()))
+}
+
+/// Checks a level or filter the way [`install`] will use it, stricter than `EnvFilter`: a directive without `=`
+/// must be a level (`trace`, `debug`, `info`, `warn`, `error`, `off`), because EnvFilter would read a mistyped
+/// level such as `loud` as a target name and silently log nothing else; `target=level` needs a known level.
+/// The config check and `--log-level` both come here, so what `check-config` accepts is what `run` installs.
+pub fn check_filter(filter: &str) -> Result<(), LoggingError> {
+    let bad = |reason: String| LoggingError::BadFilter {
+        filter: filter.to_string(),
+        reason,
+    };
+    let trimmed = filter.trim();
+    if trimmed.is_empty() {
+        return Err(bad("it is empty".to_string()));
+    }
+    if trimmed.parse::<LevelFilter>().is_ok() {
+        return Ok(());
+    }
+    for directive in top_level_split(trimmed, ',') {
+        let directive = directive.trim();
+        if directive.is_empty() {
+            continue;
+        }
+        let parts = top_level_split(directive, '=');
+        let reason = match parts.as_slice() {
+            [word] if word.parse::<LevelFilter>().is_err() => format!(
+                "`{word}` is neither a level (trace, debug, info, warn, error, off) nor target=level"
+            ),
+            [_, .., level] if level.trim().parse::<LevelFilter>().is_err() => format!(
+                "`{}` in `{directive}` is not a level (trace, debug, info, warn, error, off)",
+                level.trim()
+            ),
+            _ => continue,
+        };
+        return Err(bad(reason));
+    }
+    EnvFilter::try_new(trimmed)
+        .map(|_| ())
+        .map_err(|e| bad(e.to_string()))
+}
+
+/// `text` split at `separator` where it is outside `[...]` and `{...}` (span and field filters).
+fn top_level_split(text: &str, separator: char) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0usize, 0usize);
+    for (at, c) in text.char_indices() {
+        match c {
+            '[' | '{' => depth += 1,
+            ']' | '}' => depth = depth.saturating_sub(1),
+            c if c == separator && depth == 0 => {
+                parts.push(&text[start..at]);
+                start = at + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    parts.push(&text[start..]);
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_accepted_and_refused() {
+        let accepted = [
+            "info",
+            "DEBUG",
+            " warn ",
+            "off",
+            "actors=debug,info",
+            "actors::runtime=trace",
+            "coordinator=debug,actors=warn",
+            "actors[message{actor=sync}]=debug",
+            "info,",
+        ];
+        for filter in accepted {
+            assert!(
+                check_filter(filter).is_ok(),
+                "{filter:?}: {:?}",
+                check_filter(filter)
+            );
+        }
+        let refused = [
+            ("loud", "`loud` is neither a level"),
+            ("", "empty"),
+            ("actors=loud", "`loud` in `actors=loud` is not a level"),
+            ("info,actors", "`actors` is neither a level"),
+            ("info, actors=warn", "level filter"),
+        ];
+        for (filter, expected) in refused {
+            let error = check_filter(filter).expect_err(filter).to_string();
+            assert!(error.contains(expected), "{filter:?}: {error}");
+        }
+    }
 }

@@ -1177,9 +1177,74 @@ impl Default for TargetJobsPolicy {
     }
 }
 
+impl SchedulerPolicyConfig {
+    /// Problems as (path under `policy`, what is wrong and expected): every priority weight and every weight bound
+    /// must be a number of 0 or more (a negative weight would turn a reason to play a config into a reason not
+    /// to), and each bound's `min` must not exceed its `max`. Read from the serialized form, so a weight added
+    /// later is checked too.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let weights = serde_json::to_value(self.priority.weights).unwrap_or_default();
+        for (name, value) in weights.as_object().into_iter().flatten() {
+            if !value.as_f64().is_some_and(|w| w >= 0.0 && w.is_finite()) {
+                out.push((
+                    format!("priority.weights.{name}"),
+                    format!("{value} is not a weight (expected a number of 0 or more, e.g. 0.1)"),
+                ));
+            }
+        }
+        let bounds = serde_json::to_value(self.dynamic_weights.bounds).unwrap_or_default();
+        for (name, bound) in bounds.as_object().into_iter().flatten() {
+            let min = bound.get("min").and_then(|v| v.as_f64()).unwrap_or(0.0);
+            let max = bound.get("max").and_then(|v| v.as_f64()).unwrap_or(0.0);
+            if min < 0.0 {
+                out.push((
+                    format!("dynamic_weights.bounds.{name}.min"),
+                    format!("{min} is negative (expected a weight of 0 or more)"),
+                ));
+            }
+            if min > max {
+                out.push((
+                    format!("dynamic_weights.bounds.{name}.min"),
+                    format!("{min} exceeds max {max}"),
+                ));
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_policy_has_no_problems() {
+        assert_eq!(SchedulerPolicyConfig::default().problems(), vec![]);
+    }
+
+    #[test]
+    fn negative_weights_and_inverted_bounds_are_named() {
+        let mut policy = SchedulerPolicyConfig::default();
+        policy.priority.weights.staleness = -0.5;
+        policy.priority.weights.cluster = -1.0;
+        policy.dynamic_weights.bounds.voi = Bounds::new(0.5, 0.1);
+        policy.dynamic_weights.bounds.quality = Bounds::new(-0.1, 0.1);
+        let paths: Vec<String> = policy
+            .problems()
+            .into_iter()
+            .map(|(path, _)| path)
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "priority.weights.cluster",
+                "priority.weights.staleness",
+                "dynamic_weights.bounds.quality.min",
+                "dynamic_weights.bounds.voi.min",
+            ]
+        );
+    }
 
     #[test]
     fn defaults_round_trip_through_json() {

@@ -60,6 +60,12 @@ impl SchedulerConfig {
             out.push(("max_games_per_job".into(), "must be at least 1".into()));
         }
         out.extend(self.jobs.problems("jobs"));
+        out.extend(
+            self.policy
+                .problems()
+                .into_iter()
+                .map(|(path, p)| (format!("policy.{path}"), p)),
+        );
         out
     }
 }

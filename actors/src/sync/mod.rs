@@ -7,6 +7,6 @@
 //! - [`budget`]: pure time budget, retries with backoff, the fallback chain and the per-(peer, transport) breakers.
 pub mod budget;
 pub mod config;
-pub mod plan;
 pub mod install;
+pub mod plan;
 pub mod transport;
