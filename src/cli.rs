@@ -102,6 +102,16 @@ pub enum Command {
         #[arg(long, hide = true)]
         test_hook_hang_health_after: Option<humantime::Duration>,
     },
+    /// A local cluster of N real daemons on loopback (one training node that plans, the rest selfplay workers),
+    /// each with its own ports and directory DIR/<node>/, until Ctrl-C.
+    Demo {
+        /// Nodes in the cluster (1 to 16): train-1, then worker-1, worker-2, ...
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Directory of the cluster file and of each node's data, state and logs.
+        #[arg(long, default_value = "demo")]
+        dir: PathBuf,
+    },
     /// Print the generated key reference of docs/configuration.md (every key, default, env var).
     #[command(hide = true)]
     ConfigReference,

@@ -58,6 +58,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
                 test_hook_hang_health_after.map(Into::into),
             )
         }
+        Command::Demo { nodes, dir } => crate::demo::run(nodes, &dir),
         Command::ConfigReference => {
             print!("{}", config::reference::markdown());
             Ok(ExitCode::SUCCESS)

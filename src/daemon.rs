@@ -155,7 +155,10 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
             .replayable::<CapacityUpdate>();
         scheduler_ref = Some(spec.actor_ref());
         let scheduler_config = config.scheduler.clone();
-        let nodes = config.scheduler_nodes(&node);
+        let (role, nodes) = config.scheduler_role(&node);
+        tracing::info!(planner = %config.cluster.planner_name(&node), plans = role.plans(), "scheduler role");
+        let token = config.api.token.clone();
+        let this_node = node.clone();
         let self_exe = std::env::current_exe()
             .context("cannot find the coordinator executable for job commands")?;
         let on_new_games: NewGamesHook = Arc::new(|games: NewGames| {
@@ -169,6 +172,7 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
                 self_exe.clone(),
                 on_new_games.clone(),
             )
+            .with_role(role.clone(), &this_node, token.clone())
         }));
     }
     if config.resources.enabled {

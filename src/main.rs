@@ -6,6 +6,7 @@
 //! - `telemetry`: logging setup (pretty or JSON lines) and the panic hook.
 //! - `daemon`: `coordinator run`: builds the tree, serves the API, waits for signals.
 //! - `api`: the control API routes.
+//! - `demo`: `coordinator demo`, a local cluster of real daemons.
 //! - `commands`: the other commands (check-config, status, dead-letters, data-server).
 //! - `client`, `render`: the CLI side of the API, and its text for people (tables, humane durations).
 //!
@@ -18,6 +19,7 @@ mod client;
 mod commands;
 mod config;
 mod daemon;
+mod demo;
 mod plan_cmd;
 mod render;
 mod selfplay_cmd;

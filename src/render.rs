@@ -277,10 +277,11 @@ pub fn status_report(status: &Value, sections: &[(&str, Value)]) -> String {
         out,
         "node {}   up {}",
         status["node"].as_str().unwrap_or("?"),
-        status["uptime_s"]
-            .as_f64()
-            .map(humane_seconds)
-            .unwrap_or_else(|| "-".to_string())
+        match status["uptime_s"].as_f64() {
+            Some(s) if s < 1.0 => "under 1 s".to_string(),
+            Some(s) => humane_seconds(s),
+            None => "-".to_string(),
+        }
     );
     out.push('\n');
     out.push_str(&tree_table(&status["tree"], &status["actors"]));

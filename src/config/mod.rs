@@ -34,13 +34,32 @@ pub fn load_config(
     node: Option<&str>,
 ) -> Result<Loaded<Config>, ConfigErrors> {
     let text = loader::read(path)?;
-    loader::load_str_with::<Config, _>(&text, path, env, |config| match node {
-        Some(node) => {
+    let env: Vec<(String, String)> = env.into_iter().collect();
+    // A bind the file or the environment sets wins; otherwise a cluster node listens where its URLs say.
+    let set = |field: &str, var: &str| {
+        yaml::locate(&text, &yaml::parse_path(field)).is_some()
+            || env.iter().any(|(k, _)| k.eq_ignore_ascii_case(var))
+    };
+    let explicit = ExplicitBinds {
+        api: set("api.bind", "COORDINATOR_API__BIND"),
+        data_server: set("data_server.bind", "COORDINATOR_DATA_SERVER__BIND"),
+    };
+    loader::load_str_with::<Config, _>(&text, path, env.clone(), |config| {
+        let mut flags = Vec::new();
+        if let Some(node) = node {
             config.node.name = node.to_string();
-            vec![("node.name".to_string(), "--node".to_string())]
+            flags.push(("node.name".to_string(), "--node".to_string()));
         }
-        None => Vec::new(),
+        flags.extend(config.bind_from_cluster(explicit));
+        flags
     })
+}
+
+/// Which listen addresses the file or the environment set (those are never taken from the cluster list).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExplicitBinds {
+    pub api: bool,
+    pub data_server: bool,
 }
 
 #[cfg(test)]

@@ -55,8 +55,27 @@ impl Default for NodeConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
+    /// The one node that plans for the whole cluster: it alone runs the allocation and hands every node its jobs
+    /// through that node's control API; the other daemons run what they are given and plan nothing. Default: the
+    /// first node whose roles include `training`, else the first node.
+    pub planner: Option<String>,
     /// Every node of the cluster (this one included). Empty: a single-machine cluster of just `node.name`.
     pub nodes: Vec<ClusterNode>,
+}
+
+impl ClusterConfig {
+    /// The node that plans: `planner` when set, else the first training node, else the first node; `this_node`
+    /// itself in a single-machine cluster (no `nodes`).
+    pub fn planner_name(&self, this_node: &str) -> String {
+        if let Some(planner) = self.planner.as_deref().filter(|p| !p.trim().is_empty()) {
+            return planner.to_string();
+        }
+        self.nodes
+            .iter()
+            .find(|n| n.roles.contains(&Role::Training))
+            .or_else(|| self.nodes.first())
+            .map_or_else(|| this_node.to_string(), |n| n.name.clone())
+    }
 }
 
 /// One node of the cluster.
@@ -350,6 +369,25 @@ impl Validate for ClusterConfig {
                 ));
             }
         }
+        if let Some(planner) = &self.planner {
+            if self.nodes.is_empty() {
+                if planner.trim().is_empty() {
+                    out.push(FieldError::new(
+                        "planner",
+                        "is empty (expected a node name, or leave it out)",
+                    ));
+                }
+            } else if !self.nodes.iter().any(|n| &n.name == planner) {
+                let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
+                out.push(FieldError::new(
+                    "planner",
+                    format!(
+                        "{planner:?} is not in cluster.nodes (known: {})",
+                        names.join(", ")
+                    ),
+                ));
+            }
+        }
         out
     }
 }
@@ -402,6 +440,7 @@ impl Config {
         if self.cluster.nodes.is_empty() {
             return vec![SchedulerNode {
                 name: this_node.to_string(),
+                api_url: None,
                 gpu: "unknown".to_string(),
                 gpu_memory_gb: None,
                 ephemeral: false,
@@ -415,6 +454,7 @@ impl Config {
             .filter(|n| n.roles.contains(&Role::Selfplay))
             .map(|n| SchedulerNode {
                 name: n.name.clone(),
+                api_url: n.api_url.clone(),
                 gpu: n.gpu.clone(),
                 gpu_memory_gb: (n.gpu_memory_gb > 0.0).then_some(n.gpu_memory_gb),
                 ephemeral: n.ephemeral,
@@ -422,6 +462,63 @@ impl Config {
                 local: n.name == this_node,
             })
             .collect()
+    }
+
+    /// One cluster file serves every node: this node (`node.name`) listens where its `api_url` and `data_url` say,
+    /// unless the file or the environment set `api.bind` / `data_server.bind`. Returns (field, source) for each
+    /// bind it set, so an error about it names the cluster entry.
+    pub fn bind_from_cluster(&mut self, explicit: super::ExplicitBinds) -> Vec<(String, String)> {
+        let mut set = Vec::new();
+        let Some((i, entry)) = self
+            .cluster
+            .nodes
+            .iter()
+            .enumerate()
+            .find(|(_, n)| n.name == self.node.name)
+        else {
+            return set;
+        };
+        if !explicit.api {
+            if let Some(addr) = entry.api_url.as_deref().and_then(listen_address) {
+                self.api.bind = addr;
+                set.push((
+                    "api.bind".to_string(),
+                    format!("cluster.nodes[{i}].api_url"),
+                ));
+            }
+        }
+        if !explicit.data_server {
+            if let Some(addr) = entry.data_url.as_deref().and_then(listen_address) {
+                self.data_server.bind = addr;
+                set.push((
+                    "data_server.bind".to_string(),
+                    format!("cluster.nodes[{i}].data_url"),
+                ));
+            }
+        }
+        set
+    }
+
+    /// This node's scheduler: its role (the cluster's planner plans, every other node is a worker) and the nodes
+    /// it schedules (the planner: every selfplay node; a worker: itself only, for the jobs it is handed).
+    pub fn scheduler_role(
+        &self,
+        this_node: &str,
+    ) -> (
+        actors::scheduler::actor::SchedulerRole,
+        Vec<actors::scheduler::actor::SchedulerNode>,
+    ) {
+        use actors::scheduler::actor::SchedulerRole;
+        let role = SchedulerRole::of(this_node, &self.cluster.planner_name(this_node));
+        let mut nodes = self.scheduler_nodes(this_node);
+        if !role.plans() {
+            nodes.retain(|n| n.local);
+            if nodes.is_empty() {
+                // A worker without the selfplay role still answers the planner (with refusals it can explain).
+                nodes = Config::default().scheduler_nodes(this_node);
+            }
+        }
+        (role, nodes)
     }
 
     /// Checks that read more than one section; each names the other fields it read.
@@ -454,6 +551,25 @@ impl Config {
         }
         out
     }
+}
+
+/// The `host:port` a daemon listens on for a base URL such as `http://10.0.0.5:8765` (port 80 when the URL has
+/// none); `None` for something that is not an `http://` URL.
+pub fn listen_address(url: &str) -> Option<String> {
+    let rest = url.trim().strip_prefix("http://")?;
+    let authority = rest.split('/').next().filter(|a| !a.is_empty())?;
+    if authority.contains('@') {
+        return None;
+    }
+    let has_port = match authority.rfind(':') {
+        Some(colon) => !authority.ends_with(']') && authority[colon + 1..].parse::<u16>().is_ok(),
+        None => false,
+    };
+    Some(if has_port {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    })
 }
 
 /// The address two `host:port` binds would both listen on (equal, or the same port with one on every
@@ -496,6 +612,111 @@ mod tests {
         for (a, b, clash) in cases {
             assert_eq!(same_listener(a, b).is_some(), clash, "{a} {b}");
         }
+    }
+
+    #[test]
+    fn the_planner_is_the_named_node_else_the_first_training_node_else_the_first() {
+        let mut cluster = ClusterConfig::default();
+        assert_eq!(cluster.planner_name("solo"), "solo");
+        cluster.nodes = vec![
+            node("w1", &[Role::Selfplay]),
+            node("t1", &[Role::Training]),
+            node("t2", &[Role::Training]),
+        ];
+        assert_eq!(cluster.planner_name("w1"), "t1");
+        cluster.planner = Some("t2".into());
+        assert_eq!(cluster.planner_name("w1"), "t2");
+        cluster.nodes.retain(|n| n.name == "w1");
+        cluster.planner = None;
+        assert_eq!(cluster.planner_name("w1"), "w1");
+    }
+
+    #[test]
+    fn a_node_listens_where_its_urls_say_unless_a_bind_is_set() {
+        assert_eq!(
+            listen_address("http://10.0.0.5:8765").as_deref(),
+            Some("10.0.0.5:8765")
+        );
+        assert_eq!(
+            listen_address("http://trainer:9000/").as_deref(),
+            Some("trainer:9000")
+        );
+        assert_eq!(
+            listen_address("http://trainer").as_deref(),
+            Some("trainer:80")
+        );
+        assert_eq!(
+            listen_address("http://[::1]:8765").as_deref(),
+            Some("[::1]:8765")
+        );
+        assert_eq!(listen_address("https://x:1"), None);
+        assert_eq!(listen_address("10.0.0.5:8765"), None);
+        let mut config = Config::default();
+        config.node.name = "w1".into();
+        config.cluster.nodes = vec![ClusterNode {
+            name: "w1".into(),
+            api_url: Some("http://127.0.0.1:19001".into()),
+            data_url: Some("http://127.0.0.1:19002".into()),
+            ..ClusterNode::default()
+        }];
+        let mut derived = config.clone();
+        let set = derived.bind_from_cluster(super::super::ExplicitBinds::default());
+        assert_eq!(derived.api.bind, "127.0.0.1:19001");
+        assert_eq!(derived.data_server.bind, "127.0.0.1:19002");
+        assert_eq!(
+            set[0],
+            (
+                "api.bind".to_string(),
+                "cluster.nodes[0].api_url".to_string()
+            )
+        );
+        let mut kept = config.clone();
+        kept.bind_from_cluster(super::super::ExplicitBinds {
+            api: true,
+            data_server: false,
+        });
+        assert_eq!(kept.api.bind, Config::default().api.bind);
+        assert_eq!(kept.data_server.bind, "127.0.0.1:19002");
+    }
+
+    #[test]
+    fn the_planner_schedules_every_selfplay_node_and_a_worker_only_itself() {
+        let mut config = Config::default();
+        config.cluster.nodes = vec![
+            node("t1", &[Role::Training]),
+            node("w1", &[Role::Selfplay]),
+            node("w2", &[Role::Selfplay]),
+        ];
+        let (role, nodes) = config.scheduler_role("t1");
+        assert!(role.plans());
+        let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["w1", "w2"]);
+        let (role, nodes) = config.scheduler_role("w2");
+        assert!(!role.plans());
+        assert_eq!(nodes.len(), 1);
+        assert!(nodes[0].local && nodes[0].name == "w2");
+        let (_, lone) = Config::default().scheduler_role("local");
+        assert!(lone[0].local);
+    }
+
+    #[test]
+    fn a_planner_outside_the_cluster_is_an_error_naming_the_nodes() {
+        let mut config = Config::default();
+        config.node.name = "w1".into();
+        config.cluster.nodes = vec![node("w1", &[Role::Selfplay]), node("t1", &[Role::Training])];
+        config.cluster.planner = Some("t9".into());
+        let problems = config.validate();
+        let problem = problems
+            .iter()
+            .find(|p| p.path == "cluster.planner")
+            .expect("planner problem");
+        assert!(
+            problem.message.contains("known: w1, t1"),
+            "{}",
+            problem.message
+        );
+        config.cluster.planner = Some("t1".into());
+        assert!(paths(&config).is_empty(), "{:?}", paths(&config));
     }
 
     #[test]

@@ -33,4 +33,4 @@ pub use outcome::{GamesReport, JobOutcome, JobStatus};
 pub use remote::{DaemonExecutor, DispatchConfig, DispatchRequest, RemoteJob, RemoteState};
 pub use spec::{render, validate_template, JobSpec, SpecError};
 pub use ssh::SshExecutor;
-pub use tracker::{Decision, JobTracker, JobsSnapshot, Launch, TrackerLimits};
+pub use tracker::{Decision, JobTracker, JobWhere, JobsSnapshot, Launch, TrackerLimits};

@@ -131,6 +131,22 @@ struct Finished {
     given_up: bool,
 }
 
+/// Where one job is, for a planner asking about a job it handed over (`GET /jobs/{id}`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobWhere {
+    /// Waiting for a slot or for its retry backoff.
+    Queued,
+    /// An attempt is running.
+    Running,
+    /// Done (succeeded, given up or cancelled): the last attempt's status and time.
+    Finished {
+        /// The last attempt's status.
+        status: JobStatus,
+        /// The last attempt's wall time.
+        duration: Duration,
+    },
+}
+
 /// Totals of one node since start.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeTotals {
@@ -184,6 +200,24 @@ impl JobTracker {
             last_failure: None,
         });
         Ok(())
+    }
+
+    /// Where job `id` is: queued, running, or finished while it is still in the history; `None` when unknown.
+    pub fn lookup(&self, id: &str) -> Option<JobWhere> {
+        if self.running.contains_key(id) {
+            return Some(JobWhere::Running);
+        }
+        if self.queue.iter().any(|q| q.spec.id == id) {
+            return Some(JobWhere::Queued);
+        }
+        self.history
+            .iter()
+            .rev()
+            .find(|f| f.spec.id == id)
+            .map(|f| JobWhere::Finished {
+                status: f.status.clone(),
+                duration: f.duration,
+            })
     }
 
     /// True when a job with this id is queued or running.
@@ -551,6 +585,28 @@ mod tests {
 
     fn ids(launches: &[Launch]) -> Vec<&str> {
         launches.iter().map(|l| l.spec.id.as_str()).collect()
+    }
+
+    #[test]
+    fn lookup_follows_a_job_from_queue_to_history() {
+        let t0 = Instant::now();
+        let mut tracker = JobTracker::new(limits());
+        assert_eq!(tracker.lookup("j"), None);
+        tracker.enqueue(spec("j", "a"), t0).expect("enqueue");
+        assert_eq!(tracker.lookup("j"), Some(JobWhere::Queued));
+        tracker.start_ready(t0);
+        assert_eq!(tracker.lookup("j"), Some(JobWhere::Running));
+        let done = JobStatus::Succeeded { games_written: 50 };
+        tracker
+            .finish(&outcome("j", done.clone()), t0)
+            .expect("finish");
+        assert_eq!(
+            tracker.lookup("j"),
+            Some(JobWhere::Finished {
+                status: done,
+                duration: Duration::from_secs(3)
+            })
+        );
     }
 
     #[test]

@@ -36,13 +36,18 @@ use crate::runtime::ids::{self, CorrelationId, MessageMeta};
 use crate::runtime::{Behavior, Ctx, HandlerError, Handles, Message};
 
 /// A node the scheduler may place jobs on.
+mod handover;
+pub use handover::{AcceptJob, Accepted, ClusterRoleReport, LookupJob, SchedulerRole, WithdrawJob};
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SchedulerNode {
     pub name: String,
+    /// The node's control API (`cluster.nodes[].api_url`): the planner hands its jobs to that daemon.
+    pub api_url: Option<String>,
     pub gpu: String,
     pub gpu_memory_gb: Option<f64>,
     pub ephemeral: bool,
-    /// `None`: this node (local processes); `Some(user@host)`: a peer over SSH.
+    /// `user@host` of a peer without `api_url`: its jobs run over SSH.
     pub ssh: Option<String>,
     pub local: bool,
 }
@@ -171,6 +176,8 @@ pub struct SchedulerSummary {
     pub queued: usize,
     /// The plan being played: planned, played and running per node.
     pub plan_progress: Option<PlanProgressReport>,
+    /// Who plans, and when a worker last heard from the planner.
+    pub cluster: ClusterRoleReport,
 }
 
 /// How far one plan is played.
@@ -240,6 +247,14 @@ pub struct SchedulerActor {
     on_new_games: NewGamesHook,
     /// Jobs started by a replayed dead letter: job id → letter id, whose outcome is reported when the job ends.
     replays: HashMap<String, i64>,
+    /// Whether this node plans for the cluster or runs what the planner hands it.
+    role: SchedulerRole,
+    /// When the planner last handed over or asked about a job (workers).
+    planner_heard: Option<Instant>,
+    /// Jobs the planner handed over since start (workers).
+    jobs_received: u64,
+    /// This node's name (empty until [`Self::with_role`]: then the local entry of `nodes`).
+    this_node: String,
 }
 
 impl SchedulerActor {
@@ -269,9 +284,27 @@ impl SchedulerActor {
             cancel: Arc::new(Notify::new()),
             on_new_games,
             replays: HashMap::new(),
+            role: SchedulerRole::Planner,
+            planner_heard: None,
+            jobs_received: 0,
+            this_node: String::new(),
             nodes,
             config,
         }
+    }
+
+    /// Sets who plans (default: this node plans for every node it was given) and this node's name (a planner
+    /// need not be one of the nodes it schedules). Hand-overs to peers' daemons carry `token` when set.
+    pub fn with_role(
+        mut self,
+        role: SchedulerRole,
+        this_node: &str,
+        token: Option<String>,
+    ) -> Self {
+        self.executors = self.executors.clone().with_dispatch(this_node, token);
+        self.this_node = this_node.to_string();
+        self.role = role;
+        self
     }
 
     fn plan_input(&self, now: Instant) -> PlanInput {
@@ -318,6 +351,11 @@ impl SchedulerActor {
 
     /// Replaces the plan when [`replan_due`] says so, then fills every node's free slots and starts what may start.
     fn step(&mut self, ctx: &mut Ctx<'_, Self>, on_timer: bool) {
+        if !self.role.plans() {
+            // A worker makes no plan: it only starts what the planner handed it as room frees up.
+            self.launch_ready(ctx);
+            return;
+        }
         let now = Instant::now();
         let free = self.nodes_with_free_slots();
         let due = replan_due(&ReplanCheck {
@@ -497,13 +535,7 @@ impl SchedulerActor {
 
     fn placement(&self, node: &str) -> Option<Placement> {
         let n = self.nodes.iter().find(|n| n.name == node)?;
-        if n.local {
-            Some(Placement::Local)
-        } else {
-            n.ssh
-                .clone()
-                .map(|destination| Placement::Ssh { destination })
-        }
+        Placement::for_node(n.local, n.api_url.as_deref(), n.ssh.as_deref())
     }
 
     /// Starts every job whose node has room, each as a task whose outcome comes back as `JobFinished`.
@@ -512,13 +544,13 @@ impl SchedulerActor {
         for launch in self.tracker.start_ready(now) {
             let spec = launch.spec;
             let Some(placement) = self.placement(&spec.node) else {
-                tracing::warn!(job = %spec.id, node = %spec.node, "node is neither this node nor reachable over SSH (cluster.nodes[].ssh); job failed");
+                tracing::warn!(job = %spec.id, node = %spec.node, "node is not this node and lists neither api_url nor ssh in cluster.nodes; job failed");
                 let outcome = JobOutcome {
                     job_id: spec.id.clone(),
                     node: spec.node.clone(),
                     status: crate::jobs::outcome::JobStatus::Failed {
                         reason: format!(
-                            "node {} has no ssh destination and is not this node",
+                            "node {} is not this node and lists neither api_url nor ssh",
                             spec.node
                         ),
                         exit: None,
@@ -797,6 +829,7 @@ impl Handles<SchedulerStatus> for SchedulerActor {
             running: table.running.len(),
             queued: table.queued.len(),
             plan_progress: self.current.as_ref().map(|c| self.progress_report(c)),
+            cluster: self.role_report(Instant::now()),
         })
     }
 }
