@@ -103,29 +103,9 @@ pub enum Command {
         test_hook_hang_health_after: Option<humantime::Duration>,
     },
     /// Print the generated key reference of docs/configuration.md (every key, default, env var).
-    #[command(hide = true)]
     ConfigReference,
     /// Built-in stand-in for a selfplay engine: plays synthetic games and writes them atomically.
-    SelfplayDemo {
-        #[arg(long)]
-        board: String,
-        #[arg(long)]
-        players: u8,
-        #[arg(long)]
-        games: u32,
-        #[arg(long)]
-        out: PathBuf,
-        #[arg(long, default_value_t = 800)]
-        budget: u32,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        #[arg(long, default_value_t = 500)]
-        max_moves: u32,
-        #[arg(long, default_value_t = 500)]
-        think_time_ms: u32,
-        #[arg(long, default_value_t = 0.1)]
-        randomness: f64,
-    },
+    SelfplayDemo(crate::selfplay_cmd::SelfplayDemoArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,19 +1,16 @@
-//! The commands other than `run`'s tree: each returns an exit code; `main` prints errors.
+//! The commands other than `run`'s tree. Each returns `Ok(())` or its failure (`BadInput` or a runtime error);
+//! `main` prints the failure and maps it to the exit code.
 
-use std::io::Write;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
 use crate::cli::{Cli, Command, LogFormat};
 use crate::config::{self, Config};
+use crate::failure::BadInput;
 use crate::{daemon, telemetry};
 
-/// Exit code for bad input (config, flags, plan state).
-pub const EXIT_BAD_INPUT: u8 = 2;
-
-pub fn dispatch(cli: Cli) -> Result<ExitCode> {
+pub fn dispatch(cli: Cli) -> Result<()> {
     let Cli {
         log_format,
         log_level,
@@ -58,11 +55,8 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
                 test_hook_hang_health_after.map(Into::into),
             )
         }
-        Command::ConfigReference => {
-            print!("{}", config::reference::markdown());
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::SelfplayDemo { .. } => crate::selfplay_cmd::run(command),
+        Command::ConfigReference => crate::client::emit(&config::reference::markdown()),
+        Command::SelfplayDemo(args) => crate::selfplay_cmd::run(args),
     }
 }
 
@@ -82,61 +76,53 @@ fn run(
     node: Option<String>,
     format: Option<LogFormat>,
     level: Option<String>,
-) -> Result<ExitCode> {
-    let loaded = match config::load_config(path, env_vars(), node.as_deref()) {
-        Ok(l) => l,
-        Err(errors) => {
-            eprintln!("{errors}");
-            eprintln!("config is invalid; fix the errors above (coordinator check-config --config {} lists them)", path.display());
-            return Ok(ExitCode::from(EXIT_BAD_INPUT));
-        }
-    };
+) -> Result<()> {
+    let loaded = config::load_config(path, env_vars(), node.as_deref()).map_err(|errors| {
+        BadInput::report(format!(
+            "{errors}\nconfig is invalid; fix the errors above (coordinator check-config --config {} lists them)",
+            path.display()
+        ))
+    })?;
     let config: Config = loaded.config;
     let format = format.unwrap_or(config.logging.format);
     let level = level.unwrap_or_else(|| config.logging.level.clone());
-    if let Err(e) = telemetry::init(format, &level) {
-        eprintln!("error: --log-level: {e:#}");
-        return Ok(ExitCode::from(EXIT_BAD_INPUT));
-    }
+    telemetry::init(format, &level).map_err(|e| BadInput::flag("--log-level", format!("{e:#}")))?;
     for warning in &loaded.warnings {
         tracing::warn!(%warning, "config override ignored");
     }
     let node = config.node.name.clone();
     tracing::info!(config = %loaded.source.display(), %node, "starting coordinator");
     match daemon::run(config, node)? {
-        daemon::Outcome::Clean => Ok(ExitCode::SUCCESS),
-        daemon::Outcome::RootGaveUp(_) => Ok(ExitCode::from(1)),
+        daemon::Outcome::Clean => Ok(()),
+        daemon::Outcome::RootGaveUp(reason) => {
+            anyhow::bail!("the root supervisor gave up ({reason}); the tree is stopped")
+        }
     }
 }
 
-fn check_config(path: &std::path::Path, node: Option<&str>, strict: bool) -> Result<ExitCode> {
+fn check_config(path: &std::path::Path, node: Option<&str>, strict: bool) -> Result<()> {
     match config::load_config(path, env_vars(), node) {
         Ok(loaded) => {
             for warning in &loaded.warnings {
                 eprintln!("warning: {warning}");
             }
             if strict && !loaded.warnings.is_empty() {
-                eprintln!(
-                    "--strict: {} ignored COORDINATOR_* override(s); fix or unset them",
-                    loaded.warnings.len()
-                );
-                return Ok(ExitCode::from(EXIT_BAD_INPUT));
+                return Err(BadInput::flag(
+                    "--strict",
+                    format!(
+                        "{} ignored COORDINATOR_* override(s); fix or unset them",
+                        loaded.warnings.len()
+                    ),
+                ));
             }
             let yaml =
                 config::to_yaml(&loaded.config).context("cannot print the resolved config")?;
-            let mut out = std::io::stdout().lock();
-            writeln!(
-                out,
-                "# resolved config from {} (defaults filled, COORDINATOR_* applied)",
+            crate::client::emit(&format!(
+                "# resolved config from {} (defaults filled, COORDINATOR_* applied)\n{yaml}",
                 loaded.source.display()
-            )?;
-            out.write_all(yaml.as_bytes())?;
-            Ok(ExitCode::SUCCESS)
+            ))
         }
-        Err(errors) => {
-            eprintln!("{errors}");
-            Ok(ExitCode::from(EXIT_BAD_INPUT))
-        }
+        Err(errors) => Err(BadInput::report(errors)),
     }
 }
 
@@ -147,7 +133,7 @@ fn data_server(
     node: Option<String>,
     workers: usize,
     hang_after: Option<Duration>,
-) -> Result<ExitCode> {
+) -> Result<()> {
     use actors::data_server::server::{run_standalone, ServerOptions};
     let mut options = ServerOptions::new(root, node.unwrap_or_else(|| "local".to_string()));
     options.bind = bind;
@@ -157,8 +143,10 @@ fn data_server(
         options.categories.clear();
         for item in categories {
             let Some((name, dir)) = item.split_once('=') else {
-                eprintln!("error: --category {item:?}: expected name=dir, e.g. games=games");
-                return Ok(ExitCode::from(EXIT_BAD_INPUT));
+                return Err(BadInput::flag(
+                    "--category",
+                    format!("{item:?}: expected name=dir, e.g. games=games"),
+                ));
             };
             options
                 .categories
@@ -166,5 +154,5 @@ fn data_server(
         }
     }
     run_standalone(options).map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

@@ -3,24 +3,21 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::process::ExitCode;
 
 use actors::scheduler::config::SchedulerPolicyConfig;
 use actors::scheduler::plan::plan_from_json;
 use anyhow::{Context, Result};
 
-use crate::commands::EXIT_BAD_INPUT;
+use crate::client::emit;
 use crate::config;
+use crate::failure::BadInput;
 
-pub fn run(state: &Path, config_path: Option<&Path>) -> Result<ExitCode> {
+pub fn run(state: &Path, config_path: Option<&Path>) -> Result<()> {
     let policy = match config_path {
         None => SchedulerPolicyConfig::default(),
         Some(path) => match config::load_config(path, config::process_env(), None) {
             Ok(loaded) => loaded.config.scheduler.policy,
-            Err(errors) => {
-                eprintln!("{errors}");
-                return Ok(ExitCode::from(EXIT_BAD_INPUT));
-            }
+            Err(errors) => return Err(BadInput::report(errors)),
         },
     };
     let text = if state == Path::new("-") {
@@ -30,25 +27,11 @@ pub fn run(state: &Path, config_path: Option<&Path>) -> Result<ExitCode> {
             .context("cannot read the plan state from stdin")?;
         text
     } else {
-        match std::fs::read_to_string(state) {
-            Ok(text) => text,
-            Err(e) => {
-                eprintln!("error: --state {}: {e}", state.display());
-                return Ok(ExitCode::from(EXIT_BAD_INPUT));
-            }
-        }
+        std::fs::read_to_string(state)
+            .map_err(|e| BadInput::flag(&format!("--state {}", state.display()), e))?
     };
-    match plan_from_json(&text, &policy) {
-        Ok(output) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&output).context("cannot print the plan")?
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            eprintln!("error: plan state {}: {e}", state.display());
-            Ok(ExitCode::from(EXIT_BAD_INPUT))
-        }
-    }
+    let output = plan_from_json(&text, &policy)
+        .map_err(|e| BadInput::report(format!("error: plan state {}: {e}", state.display())))?;
+    let json = serde_json::to_string_pretty(&output).context("cannot print the plan")?;
+    emit(&format!("{json}\n"))
 }

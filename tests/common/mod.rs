@@ -21,8 +21,8 @@ pub fn free_port() -> u16 {
 pub fn command(dir: &Path) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.current_dir(dir);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("COORDINATOR_") {
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("COORDINATOR_") {
             cmd.env_remove(key);
         }
     }
