@@ -76,8 +76,12 @@ pub enum Command {
     },
     /// Dry run of the scheduler: read a cluster-state JSON (`-` = stdin), print priorities, budgets, allocation.
     Plan {
-        #[arg(long)]
-        state: PathBuf,
+        /// The cluster-state JSON (`-` = stdin); its fields are in docs/operations.md and `--schema`.
+        #[arg(long, required_unless_present = "schema")]
+        state: Option<PathBuf>,
+        /// Print the JSON Schema of the cluster-state JSON instead of planning.
+        #[arg(long, conflicts_with = "state")]
+        schema: bool,
         /// Config file whose `scheduler` section supplies weights and tables (default: built-in defaults).
         #[arg(long)]
         config: Option<PathBuf>,

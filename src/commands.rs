@@ -36,7 +36,14 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             init_cli_logging(log_format, log_level);
             crate::client::dead_letters(api, &config, json, action)
         }
-        Command::Plan { state, config } => crate::plan_cmd::run(&state, config.as_deref()),
+        Command::Plan {
+            state,
+            schema,
+            config,
+        } => match state {
+            Some(state) if !schema => crate::plan_cmd::run(&state, config.as_deref()),
+            _ => crate::client::emit(crate::plan_cmd::SCHEMA),
+        },
         Command::DataServer {
             root,
             bind,

@@ -247,3 +247,13 @@ pub fn find_node<'a>(tree: &'a serde_json::Value, name: &str) -> Option<&'a serd
         .iter()
         .find_map(|c| find_node(c, name))
 }
+
+/// Asserts the exit code of `out`, showing `what` and its stderr when it differs.
+pub fn assert_code(out: &Output, code: i32, what: impl std::fmt::Display) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
