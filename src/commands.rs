@@ -24,7 +24,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             strict,
         } => check_config(&config, node.as_deref(), strict),
         Command::Status { api, json } => {
-            init_cli_logging(log_format, log_level);
+            init_cli_logging(log_format, log_level)?;
             crate::client::status(api, json)
         }
         Command::DeadLetters {
@@ -33,7 +33,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             json,
             action,
         } => {
-            init_cli_logging(log_format, log_level);
+            init_cli_logging(log_format, log_level)?;
             crate::client::dead_letters(api, &config, json, action)
         }
         Command::Plan {
@@ -52,7 +52,9 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             workers,
             test_hook_hang_health_after,
         } => {
-            init_cli_logging(log_format, log_level);
+            // Its own lines (where it listens, what it serves) are info: that is what an operator starting it
+            // by hand wants to see.
+            init_logging(log_format, log_level, "info")?;
             data_server(
                 root,
                 bind,
@@ -67,11 +69,18 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     }
 }
 
-fn init_cli_logging(format: Option<LogFormat>, level: Option<String>) {
-    let _ = telemetry::init(
+/// Logging for the client commands: warnings and errors unless `--log-level` says otherwise.
+fn init_cli_logging(format: Option<LogFormat>, level: Option<String>) -> Result<()> {
+    init_logging(format, level, "warn")
+}
+
+/// A bad `--log-level` is bad input, as it is for `run`.
+fn init_logging(format: Option<LogFormat>, level: Option<String>, default: &str) -> Result<()> {
+    telemetry::init(
         format.unwrap_or_default(),
-        level.as_deref().unwrap_or("warn"),
-    );
+        level.as_deref().unwrap_or(default),
+    )
+    .map_err(|e| BadInput::flag("--log-level", format!("{e:#}")))
 }
 
 fn env_vars() -> impl Iterator<Item = (String, String)> {
@@ -93,7 +102,7 @@ fn run(
     let config: Config = loaded.config;
     let format = format.unwrap_or(config.logging.format);
     let level = level.unwrap_or_else(|| config.logging.level.clone());
-    telemetry::init(format, &level).map_err(|e| BadInput::flag("--log-level", format!("{e:#}")))?;
+    init_logging(Some(format), Some(level), "info")?;
     for warning in &loaded.warnings {
         tracing::warn!(%warning, "config override ignored");
     }
@@ -141,7 +150,22 @@ fn data_server(
     workers: usize,
     hang_after: Option<Duration>,
 ) -> Result<()> {
+    use actors::data_server::config::parse_category;
     use actors::data_server::server::{run_standalone, ServerOptions};
+    // A missing root is a typo more often than a wish: refuse it instead of serving an empty new directory.
+    if !root.is_dir() {
+        let why = match root.exists() {
+            true => "is not a directory",
+            false => "no such directory",
+        };
+        return Err(BadInput::flag(
+            "--root",
+            format!(
+                "{}: {why} (create it, or pass the directory that holds the categories)",
+                root.display()
+            ),
+        ));
+    }
     let mut options = ServerOptions::new(root, node.unwrap_or_else(|| "local".to_string()));
     options.bind = bind;
     options.workers = workers.max(1);
@@ -149,17 +173,18 @@ fn data_server(
     if !categories.is_empty() {
         options.categories.clear();
         for item in categories {
-            let Some((name, dir)) = item.split_once('=') else {
-                return Err(BadInput::flag(
-                    "--category",
-                    format!("{item:?}: expected name=dir, e.g. games=games"),
-                ));
-            };
-            options
-                .categories
-                .insert(name.trim().to_string(), dir.trim().into());
+            let (name, dir) = parse_category(&item).map_err(|e| BadInput::flag("--category", e))?;
+            options.categories.insert(name, dir);
         }
     }
+    let root = std::fs::canonicalize(&options.root).unwrap_or_else(|_| options.root.clone());
+    let serves = options
+        .category_dirs()
+        .iter()
+        .map(|(name, dir)| format!("{name}={}", dir.display()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    tracing::info!(root = %root.display(), categories = %serves, bind = %options.bind, node = %options.node, "data server starting");
     run_standalone(options).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())
 }

@@ -82,6 +82,15 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
         SupervisorSpec::new("root", config.supervision.supervisor_options()).child(dl_child);
     let mut monitor_ref = None;
     if config.data_server.enabled {
+        // The standalone server refuses a missing root (a typo); the daemon creates its configured one, so
+        // `run` works in a fresh checkout (`data/` is git-ignored).
+        let data_root = &config.data_server.root;
+        if !data_root.is_dir() {
+            std::fs::create_dir_all(data_root).with_context(|| {
+                format!("data_server.root: cannot create {}", data_root.display())
+            })?;
+            tracing::info!(root = %data_root.display(), "created the data server's root directory");
+        }
         let options = monitor_child_options(child_options, &config.data_server);
         let spec = WorkerSpec::<DataServerMonitor>::new("data_server_monitor", options, &sink);
         monitor_ref = Some(spec.actor_ref());
