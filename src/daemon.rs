@@ -98,7 +98,7 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
             .context("cannot find the coordinator executable to start the data server")?;
         let on_state: StateListener = Arc::new(|state: DataServerState| {
             // PLACEHOLDER route: the sync coordinator is a later issue; until then the change is only logged.
-            tracing::info!(?state, "local data server state changed");
+            tracing::info!(up = state.up, state = %actors::logging::serde_name(&state.state), bind = %state.bind, reason = %state.reason.as_deref().unwrap_or("-"), "local data server state changed");
         });
         root = root.child(monitor_child(
             spec,
@@ -201,7 +201,10 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
         let _ = tokio::time::timeout(Duration::from_secs(3), server.stop(true)).await;
     }
     if !handle.shutdown().await {
-        tracing::warn!(budget = ?handle.shutdown_budget, "tree did not stop within its shutdown budget; exiting anyway");
+        tracing::warn!(
+            budget_ms = handle.shutdown_budget.as_millis() as u64,
+            "tree did not stop within its shutdown budget; exiting anyway"
+        );
     }
     tracing::info!(
         elapsed_ms = stopping.elapsed().as_millis() as u64,

@@ -63,24 +63,15 @@ fn it_says_where_it_listens_and_what_it_serves() {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     let mut child = c.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (lines, seen) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let seen = json_lines(child.stderr.take().unwrap());
     let deadline = Instant::now() + T;
     let (mut starting, mut listening) = (None, None);
     while starting.is_none() || listening.is_none() {
         let left = deadline.saturating_duration_since(Instant::now());
-        let Ok(line) = seen.recv_timeout(left) else {
+        let Ok(value) = seen.recv_timeout(left) else {
             let _ = child.kill();
             panic!("no start lines within {T:?}: starting={starting:?} listening={listening:?}");
         };
-        let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
         match value["fields"]["message"].as_str() {
             Some("data server starting") => starting = Some(value),
             Some("data server listening") => listening = Some(value),
@@ -100,4 +91,66 @@ fn it_says_where_it_listens_and_what_it_serves() {
     );
     assert_eq!(listening["level"], "INFO");
     assert_eq!(listening["fields"]["addr"], format!("127.0.0.1:{port}"));
+}
+
+/// Reads `stderr` lines as JSON into a channel.
+fn json_lines(stderr: std::process::ChildStderr) -> std::sync::mpsc::Receiver<serde_json::Value> {
+    let (lines, seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let value = serde_json::from_str(&line).unwrap_or(serde_json::Value::String(line));
+            if lines.send(value).is_err() {
+                break;
+            }
+        }
+    });
+    seen
+}
+
+#[test]
+fn the_daemon_relays_the_data_servers_lines_at_their_own_level() {
+    // The data server's port is taken: it logs where it starts (info) and fails with `error: ...` (error).
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let data_port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let text = common::test_config(free_port(), data_port, "");
+    std::fs::write(dir.path().join("config.yaml"), text).unwrap();
+    let mut child = command(dir.path())
+        .args(["run", "--config", "config.yaml"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let seen = json_lines(child.stderr.take().unwrap());
+    let deadline = Instant::now() + T;
+    let (mut info, mut error) = (None, None);
+    while info.is_none() || error.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(line) = seen.recv_timeout(left) else {
+            break;
+        };
+        if line["target"] != "data_server" {
+            continue;
+        }
+        let message = line["fields"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if message.contains("data server starting") {
+            info = Some(line);
+        } else if message.starts_with("error: ") && message.contains("already in use") {
+            error = Some(line);
+        }
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = child.wait();
+    let info = info.expect("the server's info line relayed");
+    let error = error.expect("the server's error line relayed");
+    assert_eq!(info["level"], "INFO", "{info}");
+    assert_eq!(error["level"], "ERROR", "{error}");
+    let message = info["fields"]["message"].as_str().unwrap();
+    assert!(
+        !message.starts_with("20"),
+        "the relayed line drops the child's timestamp and level: {message}"
+    );
 }

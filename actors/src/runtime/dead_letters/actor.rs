@@ -277,7 +277,7 @@ impl Handles<ReplayFinished> for DeadLetterActor {
                     .record_failed_replay(msg.id, error, now, &self.policy)
                     .map(Some);
                 if let Ok(Some(letter)) = &updated {
-                    tracing::warn!(id = msg.id, retries = letter.retries, status = ?letter.status, %error, "replay failed again; letter kept with its retry count");
+                    tracing::warn!(id = msg.id, retries = letter.retries, status = %letter.status, %error, "replay failed again; letter kept with its retry count");
                 }
                 updated
             }
@@ -297,7 +297,7 @@ impl Handles<PurgeDeadLetters> for DeadLetterActor {
             .store
             .purge(msg.older_than, SystemTime::now())
             .map_err(|e| HandlerError::fail(e.to_string()))?;
-        tracing::info!(purged, older_than = ?msg.older_than, "purged recovered and abandoned dead letters");
+        tracing::info!(purged, older_than = %humantime::format_duration(msg.older_than), "purged recovered and abandoned dead letters");
         self.refresh_gauge();
         Ok(purged)
     }
