@@ -361,3 +361,23 @@ fn help_lists_config_reference_and_help_exits_0() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("config-reference"));
 }
+
+#[test]
+fn a_log_level_that_is_not_a_level_is_bad_input_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = common::test_config(common::free_port(), common::free_port(), "");
+    std::fs::write(dir.path().join("config.yaml"), text).unwrap();
+    for args in [
+        &["run", "--log-level", "loud"][..],
+        &["status", "--log-level", "loud"][..],
+        &["data-server", "--root", ".", "--log-level", "loud"][..],
+    ] {
+        let out = run_in(dir.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("error: --log-level") && err.contains("`loud`"),
+            "{args:?}: {err}"
+        );
+    }
+}
