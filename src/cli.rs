@@ -76,8 +76,12 @@ pub enum Command {
     },
     /// Dry run of the scheduler: read a cluster-state JSON (`-` = stdin), print priorities, budgets, allocation.
     Plan {
-        #[arg(long)]
-        state: PathBuf,
+        /// The cluster-state JSON (`-` = stdin); its fields are in docs/operations.md and `--schema`.
+        #[arg(long, required_unless_present = "schema")]
+        state: Option<PathBuf>,
+        /// Print the JSON Schema of the cluster-state JSON instead of planning.
+        #[arg(long, conflicts_with = "state")]
+        schema: bool,
         /// Config file whose `scheduler` section supplies weights and tables (default: built-in defaults).
         #[arg(long)]
         config: Option<PathBuf>,
@@ -113,30 +117,9 @@ pub enum Command {
         dir: PathBuf,
     },
     /// Print the generated key reference of docs/configuration.md (every key, default, env var).
-    #[command(hide = true)]
     ConfigReference,
     /// Built-in stand-in for a selfplay engine: plays synthetic games and writes them atomically.
-    SelfplayDemo {
-        #[arg(long)]
-        board: String,
-        #[arg(long)]
-        players: u8,
-        #[arg(long)]
-        games: u32,
-        #[arg(long)]
-        out: PathBuf,
-        #[arg(long, default_value_t = 800)]
-        budget: u32,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        #[arg(long, default_value_t = 500)]
-        max_moves: u32,
-        /// Time each move takes, in ms (the demo sleeps it per move, like an engine thinking); 0: full speed.
-        #[arg(long, default_value_t = 0)]
-        think_time_ms: u32,
-        #[arg(long, default_value_t = 0.1)]
-        randomness: f64,
-    },
+    SelfplayDemo(crate::selfplay_cmd::SelfplayDemoArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -5,7 +5,6 @@
 //! the daemon, since only it can re-send a message to an actor.
 
 use std::path::Path;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use actors::runtime::dead_letters::{DeadLetter, DeadLetterStore};
@@ -48,12 +47,12 @@ pub fn api_base(api: Option<String>, config: &Config) -> String {
 }
 
 /// Writes the whole of `text` to stdout. A reader that went away (`| head`) is a normal end, not a failure.
-pub fn emit(text: &str) -> Result<ExitCode> {
+pub fn emit(text: &str) -> Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(anyhow!("cannot write to stdout: {e}")),
     }
 }
@@ -93,7 +92,7 @@ fn api_error(status: u16, body: &Value) -> anyhow::Error {
     anyhow!("daemon answered {status}: {message}")
 }
 
-pub fn status(api: Option<String>, json: bool) -> Result<ExitCode> {
+pub fn status(api: Option<String>, json: bool) -> Result<()> {
     let config = config_or_default(Path::new("config.yaml"));
     let base = api_base(api, &config);
     let token = config.api.token.as_deref();
@@ -101,8 +100,7 @@ pub fn status(api: Option<String>, json: bool) -> Result<ExitCode> {
         Reply::Answered(200, body) => body,
         Reply::Answered(status, body) => return Err(api_error(status, &body)),
         Reply::Unreachable(e) => {
-            eprintln!("error: cannot reach the daemon at {base}: {e} (is `coordinator run` running? pass --api URL)");
-            return Ok(ExitCode::from(1));
+            anyhow::bail!("cannot reach the daemon at {base}: {e} (is `coordinator run` running? pass --api URL)")
         }
     };
     // The other sections a daemon may serve; a route it does not have (404) or cannot answer is left out.
@@ -150,7 +148,7 @@ pub fn dead_letters(
     config_path: &Path,
     json: bool,
     action: DeadLetterAction,
-) -> Result<ExitCode> {
+) -> Result<()> {
     let config = config_or_default(config_path);
     let base = api_base(api, &config);
     let token = config.api.token.clone();
@@ -185,10 +183,7 @@ pub fn dead_letters(
             }
             _ => emit(&format!("{}\n", serde_json::to_string_pretty(&body)?)),
         },
-        Reply::Answered(status, body) => {
-            eprintln!("error: {}", api_error(status, &body));
-            Ok(ExitCode::from(1))
-        }
+        Reply::Answered(status, body) => Err(api_error(status, &body)),
         Reply::Unreachable(reason) => offline(&config, action, json, &base, &reason),
     }
 }
@@ -200,7 +195,7 @@ fn offline(
     json: bool,
     base: &str,
     reason: &str,
-) -> Result<ExitCode> {
+) -> Result<()> {
     let path = &config.dead_letters.path;
     eprintln!(
         "note: no daemon at {base} ({reason}); using the store at {} directly",
@@ -221,15 +216,11 @@ fn offline(
         }
         DeadLetterAction::Show { id } => match store.get(id)? {
             Some(letter) => emit(&format!("{}\n", serde_json::to_string_pretty(&letter)?)),
-            None => {
-                eprintln!("error: no dead letter with id {id}");
-                Ok(ExitCode::from(1))
-            }
+            None => anyhow::bail!("no dead letter with id {id}"),
         },
-        DeadLetterAction::Replay { .. } => {
-            eprintln!("error: replay needs the running daemon (it re-sends the message to its actor); start `coordinator run`");
-            Ok(ExitCode::from(1))
-        }
+        DeadLetterAction::Replay { .. } => anyhow::bail!(
+            "replay needs the running daemon (it re-sends the message to its actor); start `coordinator run`"
+        ),
         DeadLetterAction::Purge { older_than } => {
             let older_than: Duration = older_than.map(Into::into).unwrap_or(Duration::ZERO);
             let purged = store.purge(older_than, std::time::SystemTime::now())?;

@@ -121,6 +121,15 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
         SupervisorSpec::new("root", config.supervision.supervisor_options()).child(dl_child);
     let mut monitor_ref = None;
     if config.data_server.enabled {
+        // The standalone server refuses a missing root (a typo); the daemon creates its configured one, so
+        // `run` works in a fresh checkout (`data/` is git-ignored).
+        let data_root = &config.data_server.root;
+        if !data_root.is_dir() {
+            std::fs::create_dir_all(data_root).with_context(|| {
+                format!("data_server.root: cannot create {}", data_root.display())
+            })?;
+            tracing::info!(root = %data_root.display(), "created the data server's root directory");
+        }
         let options = monitor_child_options(child_options, &config.data_server);
         let spec = WorkerSpec::<DataServerMonitor>::new("data_server_monitor", options, &sink);
         monitor_ref = Some(spec.actor_ref());
@@ -128,7 +137,7 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
             .context("cannot find the coordinator executable to start the data server")?;
         let on_state: StateListener = Arc::new(|state: DataServerState| {
             // PLACEHOLDER route: the sync coordinator is a later issue; until then the change is only logged.
-            tracing::info!(?state, "local data server state changed");
+            tracing::info!(up = state.up, state = %actors::logging::serde_name(&state.state), bind = %state.bind, reason = %state.reason.as_deref().unwrap_or("-"), "local data server state changed");
         });
         root = root.child(monitor_child(
             spec,
@@ -237,7 +246,10 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
         let _ = tokio::time::timeout(Duration::from_secs(3), server.stop(true)).await;
     }
     if !handle.shutdown().await {
-        tracing::warn!(budget = ?handle.shutdown_budget, "tree did not stop within its shutdown budget; exiting anyway");
+        tracing::warn!(
+            budget_ms = handle.shutdown_budget.as_millis() as u64,
+            "tree did not stop within its shutdown budget; exiting anyway"
+        );
     }
     let flushed = dl_shared.flush_after_shutdown(&sink);
     if flushed > 0 {

@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{ExitCode, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -107,9 +107,12 @@ struct Running {
 }
 
 /// Runs the demo until Ctrl-C or SIGTERM.
-pub fn run(count: usize, dir: &Path) -> Result<ExitCode> {
+pub fn run(count: usize, dir: &Path) -> Result<()> {
     if !(1..=MAX_NODES).contains(&count) {
-        bail!("--nodes: {count} is out of range (expected 1 to {MAX_NODES})");
+        return Err(crate::failure::BadInput::flag(
+            "--nodes",
+            format!("{count} is out of range (expected 1 to {MAX_NODES})"),
+        ));
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -118,7 +121,7 @@ pub fn run(count: usize, dir: &Path) -> Result<ExitCode> {
     runtime.block_on(run_cluster(count, dir))
 }
 
-async fn run_cluster(count: usize, dir: &Path) -> Result<ExitCode> {
+async fn run_cluster(count: usize, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("--dir: cannot create {}", dir.display()))?;
     let dir = dir
@@ -148,7 +151,7 @@ async fn run_cluster(count: usize, dir: &Path) -> Result<ExitCode> {
             return Err(e);
         }
     }
-    println!("{}", summary(&running, &cluster));
+    let _ = crate::client::emit(&format!("{}\n", summary(&running, &cluster)));
 
     let exit = loop {
         tokio::select! {
@@ -166,8 +169,7 @@ async fn run_cluster(count: usize, dir: &Path) -> Result<ExitCode> {
                 }
                 running.retain_mut(|r| !matches!(r.child.try_wait(), Ok(Some(_))));
                 if running.is_empty() {
-                    eprintln!("demo: every node has exited");
-                    return Ok(ExitCode::from(1));
+                    bail!("every node of the demo has exited; their logs are under {}", dir.display());
                 }
             }
         }
@@ -178,7 +180,7 @@ async fn run_cluster(count: usize, dir: &Path) -> Result<ExitCode> {
         "demo: stopped; data, state and logs stay in {}",
         dir.display()
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 fn start_node(exe: &Path, dir: &Path, node: &DemoNode) -> Result<Running> {
@@ -260,7 +262,7 @@ fn log_tail(log: &Path) -> String {
 async fn stop_all(running: &mut [Running]) {
     let stops = running.iter_mut().map(|r| async move {
         match actors::process::terminate(&mut r.child, STOP_GRACE).await {
-            Ok(_) => eprintln!("demo: {} stopped", r.node.name),
+            Ok(ended) => eprintln!("demo: {} stopped ({ended})", r.node.name),
             Err(e) => eprintln!("demo: {} did not stop cleanly: {e}", r.node.name),
         }
     });

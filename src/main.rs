@@ -8,10 +8,13 @@
 //! - `api`: the control API routes.
 //! - `demo`: `coordinator demo`, a local cluster of real daemons.
 //! - `commands`: the other commands (check-config, status, dead-letters, data-server).
+//! - `plan_cmd`, `selfplay_cmd`: `coordinator plan` and `coordinator selfplay-demo`, each with its own flags.
 //! - `client`, `render`: the CLI side of the API, and its text for people (tables, humane durations).
+//! - `failure`: how a command fails (`BadInput` or a runtime error).
 //!
-//! `main` alone maps outcomes to exit codes: 0 success, 1 runtime failure (root gave up, unreachable daemon),
-//! 2 bad input (config, flags) or an unusable environment (a dead-letter store that cannot be opened).
+//! `main` alone maps outcomes to exit codes: 0 success (also `--help`), 1 runtime failure (root gave up, API
+//! address in use, unreachable daemon, failed operation), 2 bad input (config, flags, plan state) or an unusable
+//! environment (a dead-letter store that cannot be opened: restarting cannot help).
 
 mod api;
 mod cli;
@@ -20,6 +23,7 @@ mod commands;
 mod config;
 mod daemon;
 mod demo;
+mod failure;
 mod plan_cmd;
 mod render;
 mod selfplay_cmd;
@@ -30,18 +34,23 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
-    match commands::dispatch(cli) {
-        Ok(code) => code,
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            // An unusable dead-letter store is an environment problem (disk, permissions), not a crash that a
-            // service manager's `Restart=on-failure` should loop on.
-            if e.downcast_ref::<daemon::StoreUnusable>().is_some() {
-                ExitCode::from(commands::EXIT_BAD_INPUT)
-            } else {
-                ExitCode::from(1)
-            }
+            // --help and --version print to stdout and succeed; a bad flag is bad input.
+            let _ = e.print();
+            return match e.use_stderr() {
+                true => ExitCode::from(failure::EXIT_BAD_INPUT),
+                false => ExitCode::SUCCESS,
+            };
+        }
+    };
+    match commands::dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            let (code, text) = failure::exit_code(&error);
+            eprintln!("{text}");
+            ExitCode::from(code)
         }
     }
 }

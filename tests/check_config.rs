@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{command, free_port, run_with_timeout, test_config, Daemon};
+use common::{assert_code, command, free_port, run_with_timeout, test_config, Daemon};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -115,12 +115,7 @@ fn configs_check_config_accepts_also_start_under_run() {
         let mut c = command(dir.path());
         c.args(["check-config"]);
         let out = run_with_timeout(c, T);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{name}: check-config: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_code(&out, 0, format!("{name}: check-config"));
         let mut daemon = Daemon::start_in(dir, &text);
         daemon.signal(libc::SIGTERM);
         let status = daemon
@@ -145,12 +140,7 @@ fn strict_fails_on_an_ignored_override_and_plain_check_does_not() {
     );
     let good = [("COORDINATOR_SUPERVISION__MAX_RESTARTS", "7")];
     let clean = in_dir(&text, &["check-config", "--strict"], &good);
-    assert_eq!(
-        clean.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&clean.stderr)
-    );
+    assert_code(&clean, 0, "strict with a good override");
 }
 
 #[test]
@@ -176,10 +166,5 @@ fn node_outside_the_cluster_is_the_same_error_for_check_config_and_run() {
         "node.name defaults to local, not in the cluster"
     );
     let ok = in_dir(text, &["check-config", "--node", "a"], &[]);
-    assert_eq!(
-        ok.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    assert_code(&ok, 0, "--node a");
 }

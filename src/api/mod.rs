@@ -115,6 +115,6 @@ pub fn start(bind: &str, state: ApiState) -> Result<actix_web::dev::Server> {
     .listen(listener)
     .with_context(|| format!("control API cannot serve on {bind}"))?
     .run();
-    tracing::info!(addr = ?local, "control API listening");
+    tracing::info!(addr = %local.map_or_else(|| bind.to_string(), |a| a.to_string()), "control API listening");
     Ok(server)
 }

@@ -4,7 +4,9 @@
 //! How every error is found, not only the first: the top-level keys are checked against the sections `T` knows
 //! (the keys of `T::default()` serialized); then the text is deserialized once per section present, through a
 //! deserializer that shows only that section ([`SectionOnly`]), so each section reports its own first error with
-//! serde_yaml's line and column and serde_path_to_error's field path. Malformed YAML is one error. `T` must be a
+//! serde_yaml's line and column and serde_path_to_error's field path; a broken section is read again one key at a
+//! time, so each of its keys reports its own first error. Then the semantic checks run on the sections that
+//! parsed. Malformed YAML is one error. `T` must be a
 //! struct with `#[serde(default)]` so the sections hidden in each pass take their defaults, and every field must
 //! serialize (no `skip_serializing_if` at the top level): a section missing from `T::default()` serialized is
 //! reported as unknown, and a key missing there cannot be overridden from the env.
@@ -268,20 +270,34 @@ where
     }
     let mut broken = HashSet::new();
     for section in &present {
-        let deserializer = SectionOnly::new(serde_yaml::Deserializer::from_str(text), section);
-        if let Err(error) = serde_path_to_error::deserialize::<_, T>(deserializer) {
-            let path = error.path().to_string();
-            let inner = error.inner();
-            let at = inner.location();
-            let message = friendly(&bare_message(inner, &path));
-            errors.push(error_at(
-                at.as_ref().map(|at| at.line()),
-                at.as_ref().map(|at| at.column()),
-                Some(field_path(&path, &message)),
-                message,
-            ));
-            broken.insert(section.clone());
+        let Some(error) = section_error::<T>(text, std::slice::from_ref(section)) else {
+            continue;
+        };
+        broken.insert(section.clone());
+        // A broken section is read again one key at a time, so each of its keys reports its own first error.
+        let keys: Vec<String> = match entries.get(section.as_str()) {
+            Some(Value::Mapping(body)) => body
+                .keys()
+                .filter_map(|key| key.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let mut per_key: Vec<ConfigError> = Vec::new();
+        for key in keys {
+            let path = [section.clone(), key];
+            if let Some(found) = section_error::<T>(text, &path) {
+                if !per_key.contains(&found) {
+                    per_key.push(found);
+                }
+            }
         }
+        if per_key.is_empty() {
+            per_key.push(error);
+        }
+        errors.extend(per_key.into_iter().map(|mut e| {
+            e.file = source.to_path_buf();
+            e
+        }));
     }
     if errors.is_empty() {
         return serde_yaml::from_str(text)
@@ -319,6 +335,29 @@ where
             Err(ConfigErrors(errors))
         }
     }
+}
+
+/// The first error of deserializing `T` from only the entry at `path` of `text` (file left empty for the caller).
+fn section_error<T: DeserializeOwned>(text: &str, path: &[String]) -> Option<ConfigError> {
+    let deserializer = SectionOnly::new(serde_yaml::Deserializer::from_str(text), path);
+    let error = serde_path_to_error::deserialize::<_, T>(deserializer).err()?;
+    let field = error.path().to_string();
+    let inner = error.inner();
+    let at = inner.location();
+    let message = friendly(&bare_message(inner, &field));
+    let shown = field_path(&field, &message);
+    let mut at = at.map(|at| (at.line(), at.column()));
+    if message.starts_with("unknown field") {
+        // serde_yaml marks where the mapping was when the key was refused; the key itself is the place.
+        at = locate(text, &parse_path(&shown)).or(at);
+    }
+    Some(ConfigError {
+        file: PathBuf::new(),
+        line: at.map(|(line, _)| line),
+        column: at.map(|(_, column)| column),
+        path: Some(shown),
+        message,
+    })
 }
 
 /// The path shown for a deserialization error: serde's path, extended by the key itself for an unknown field

@@ -435,6 +435,30 @@ cluster:
 }
 
 #[test]
+fn several_errors_in_one_section_are_each_reported_at_their_key() {
+    let text = "\
+sync:
+  interval: soon
+  enabled: perhaps
+  bogus: 1
+  max_attempts: 3
+";
+    let found: Vec<(Option<usize>, Option<usize>, Option<String>)> = errors(text)
+        .errors()
+        .iter()
+        .map(|e| (e.line, e.column, e.path.clone()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (Some(2), Some(13), Some("sync.interval".to_string())),
+            (Some(3), Some(12), Some("sync.enabled".to_string())),
+            (Some(4), Some(3), Some("sync.bogus".to_string())),
+        ]
+    );
+}
+
+#[test]
 fn validation_problems_are_all_reported_with_their_place() {
     let text = "sync:\n  interval: 0s\n  max_attempts: 0\ncluster:\n  nodes:\n    - name: a\n      port: 0\n";
     assert_eq!(

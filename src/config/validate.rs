@@ -4,8 +4,10 @@
 //! the line and column of its own key. `Config::validate` (sections.rs) lists each section once.
 //!
 //! Pure: no I/O. Sections in the `actors` crate that predate this API keep their `problems()` and are adapted in
-//! one line with [`pairs`] (`Vec<(path, message)>`, paths relative or already prefixed) or [`sentences`]
-//! (`Vec<String>` such as `data_server.bind: ...` or `failure_threshold must be at least 1`).
+//! one line with [`pairs`] (`Vec<(path, message)>`, paths relative or already prefixed; a `problems(prefix)` is
+//! called with the section's name or `""`) or [`sentences`] (`Vec<String>` such as `data_server.bind: ...` or
+//! `failure_threshold must be at least 1`), e.g. in `Config::validate`:
+//! `extend_under(&mut out, "sync", pairs("sync", self.sync.problems()));`.
 
 /// A semantic problem with one field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +114,7 @@ fn relative(section: &str, path: &str) -> String {
     if path == section {
         return String::new();
     }
+    let path = path.strip_prefix('.').unwrap_or(path);
     path.strip_prefix(section)
         .and_then(|rest| rest.strip_prefix('.'))
         .unwrap_or(path)
@@ -173,10 +176,11 @@ mod tests {
                 ("interval".into(), "a".into()),
                 ("scheduler.jobs.command".into(), "b".into()),
                 ("scheduler".into(), "c".into()),
+                (".max_attempts".into(), "d".into()),
             ],
         );
         let paths: Vec<_> = adapted.iter().map(|p| p.path.as_str()).collect();
-        assert_eq!(paths, ["interval", "jobs.command", ""]);
+        assert_eq!(paths, ["interval", "jobs.command", "", "max_attempts"]);
         assert_eq!(adapted[1].message, "b");
     }
 

@@ -127,11 +127,7 @@ pub(crate) fn prepare_output(output: &Path) -> Result<(), String> {
 
 /// How a non-zero or signalled end reads in an outcome.
 pub(crate) fn describe_exit(ended: Ended) -> String {
-    match ended {
-        Ended::Exited { code } => format!("exited with code {code}"),
-        Ended::Signalled { signal } => format!("killed by signal {signal}"),
-        Ended::KilledAfterGrace => "killed after ignoring SIGTERM".to_string(),
-    }
+    ended.to_string()
 }
 
 /// Check what a job that exited 0 wrote: count the file, compare with the request and with its report line.

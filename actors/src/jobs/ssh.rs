@@ -242,7 +242,7 @@ fn verify_remote_games(
         )),
         Some(report) => {
             if report.output != *output {
-                tracing::info!(expected = ?output, reported = ?report.output, "remote job reported its output path resolved");
+                tracing::info!(expected = %output.display(), reported = %report.output.display(), "remote job reported its output path resolved");
             }
             JobStatus::Succeeded {
                 games_written: report.games_written,

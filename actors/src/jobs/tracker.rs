@@ -445,8 +445,8 @@ impl JobTracker {
     }
 }
 
-/// One line saying why an attempt failed.
-fn summary(status: &JobStatus) -> String {
+/// One line saying why an attempt failed (also its log line).
+pub(crate) fn summary(status: &JobStatus) -> String {
     match status {
         JobStatus::Failed { reason, .. } => reason.clone(),
         JobStatus::TimedOut { after, .. } => {

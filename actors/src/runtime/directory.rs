@@ -136,7 +136,7 @@ impl Directory {
             .shared
             .drill
             .store(drill.as_u8(), std::sync::atomic::Ordering::Release);
-        tracing::warn!(actor, ?drill, "fault drill armed for the next message");
+        tracing::warn!(actor, drill = %crate::logging::serde_name(&drill), "fault drill armed for the next message");
         self.ping(actor, 1).map(|_| ())
     }
 }

@@ -735,7 +735,7 @@ impl Handles<JobFinished> for SchedulerActor {
                 next_attempt,
                 after,
             }) => {
-                tracing::warn!(job = %outcome.job_id, status = ?outcome.status, next_attempt, retry_in = ?after, "selfplay job failed; retrying after backoff");
+                tracing::warn!(job = %outcome.job_id, reason = %crate::jobs::tracker::summary(&outcome.status), next_attempt, retry_in_ms = after.as_millis() as u64, "selfplay job failed; retrying after backoff");
             }
             Ok(Decision::GiveUp {
                 spec,
