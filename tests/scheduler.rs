@@ -111,13 +111,7 @@ fn a_node_holds_its_target_concurrency_until_the_plans_share_is_played() {
     assert_eq!(first_plan["played"], first_plan["planned"]);
     // The games are on disk and counted.
     let (_, plan) = daemon.get("/plan");
-    let counted: u64 = plan["game_counts"]
-        .as_object()
-        .unwrap()
-        .values()
-        .filter_map(|v| v.as_u64())
-        .sum();
-    assert!(counted >= planned, "{plan}");
+    assert!(counted_games(&plan) >= planned, "{plan}");
     assert!(
         plan["plans"].as_u64().unwrap() >= 2,
         "replanned once played: {plan}"
@@ -141,6 +135,80 @@ fn a_node_holds_its_target_concurrency_until_the_plans_share_is_played() {
     assert!(
         started.iter().filter(|l| l.contains(&correlation)).count() >= 2 * (planned as usize / 50),
         "job start lines of plan 1 should carry {correlation}: {started:#?}"
+    );
+}
+
+fn counted_games(plan: &serde_json::Value) -> u64 {
+    plan["game_counts"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|v| v.as_u64())
+        .sum()
+}
+
+#[test]
+fn a_restart_keeps_the_game_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    // A games file that cannot be read: a warning, not a crash.
+    std::fs::create_dir_all(dir.path().join("data/games/hex8_2p")).unwrap();
+    std::fs::write(
+        dir.path().join("data/games/hex8_2p/broken.db"),
+        b"not a games file\n",
+    )
+    .unwrap();
+    let config = short_config();
+    let mut daemon = Daemon::start_in(dir, &config);
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let before = loop {
+        let (_, plan) = daemon.get("/plan");
+        let counted = counted_games(&plan);
+        if counted >= 150 {
+            break plan;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no 150 games within 90 s: {plan}\n{}",
+            daemon.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    daemon.signal(libc::SIGTERM);
+    assert!(
+        daemon.wait_exit(Duration::from_secs(30)).is_some(),
+        "did not stop"
+    );
+    assert!(daemon.path().join("state/scheduler.json").exists());
+    // Restart in the same directory with jobs too slow to finish during the check: any count is from before.
+    let dir = std::mem::replace(&mut daemon.dir, tempfile::tempdir().unwrap());
+    drop(daemon);
+    let slow = config.replace("think_time: 5ms", "think_time: 2s");
+    let daemon = Daemon::start_in(dir, &slow);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let after = loop {
+        let (_, plan) = daemon.get("/plan");
+        if plan["plans"].as_u64().unwrap_or(0) >= 1 {
+            break plan;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no plan after restart: {plan}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for (config, games) in before["game_counts"].as_object().unwrap() {
+        let kept = after["game_counts"][config].as_u64().unwrap_or(0);
+        assert!(
+            kept >= games.as_u64().unwrap(),
+            "{config}: {games} before the restart, {kept} after\nbefore: {before}\nafter: {after}"
+        );
+    }
+    assert!(counted_games(&after) >= 150);
+    let logs = daemon.logs();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("games file not counted") && l.contains("broken.db")),
+        "the unreadable file is a warning: {logs}"
     );
 }
 

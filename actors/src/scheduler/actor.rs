@@ -26,6 +26,7 @@ use super::dispatch::{
     replan_due, JobEnd, JobRequest, NodeProgress, NodeSlots, PlanProgress, ReplanCheck,
     ReplanReason,
 };
+use super::history::{self, ConfigHistory, SchedulerState};
 use super::plan::{plan_input, ConfigInput, PlanInput, PlanNodeState, PlanOutput};
 use super::settings::SchedulerConfig;
 use crate::jobs::executor::{Executors, Placement};
@@ -200,10 +201,27 @@ pub struct NodeProgressReport {
     pub running: u32,
 }
 
+/// The counts found at start: the state file merged with the games on disk (see `history.rs`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CountsLoaded {
+    /// Per config, the merged history.
+    pub configs: BTreeMap<ConfigKey, ConfigHistory>,
+    /// Game files counted on disk.
+    pub files: u64,
+    /// Files or directories that could not be read (counted 0).
+    pub unreadable: Vec<String>,
+    /// Why the state file could not be used, if it could not.
+    pub state_error: Option<String>,
+}
+impl Message for CountsLoaded {
+    type Reply = ();
+    const NAME: &'static str = "CountsLoaded";
+}
+
 #[derive(Debug, Clone, Default)]
 struct ConfigProgress {
     games: u64,
-    last_selfplay: Option<Instant>,
+    last_selfplay: Option<SystemTime>,
 }
 
 /// One plan and where it stands.
@@ -235,6 +253,7 @@ pub struct SchedulerActor {
     origins: HashMap<String, JobOrigin>,
     plans: u64,
     next_job: u64,
+    counts_loaded: bool,
     tasks: HashMap<String, tokio::task::JoinHandle<()>>,
     cancel: Arc<Notify>,
     on_new_games: NewGamesHook,
@@ -263,6 +282,7 @@ impl SchedulerActor {
             origins: HashMap::new(),
             plans: 0,
             next_job: 0,
+            counts_loaded: false,
             tasks: HashMap::new(),
             cancel: Arc::new(Notify::new()),
             on_new_games,
@@ -271,15 +291,19 @@ impl SchedulerActor {
         }
     }
 
-    fn plan_input(&self, now: Instant) -> PlanInput {
+    fn plan_input(&self, wall_now: SystemTime) -> PlanInput {
         let configs = self
             .progress
             .iter()
             .map(|(key, p)| ConfigInput {
                 cluster_game_count: p.games,
-                staleness_hours: p
-                    .last_selfplay
-                    .map(|t| now.saturating_duration_since(t).as_secs_f64() / 3600.0),
+                staleness_hours: p.last_selfplay.map(|t| {
+                    wall_now
+                        .duration_since(t)
+                        .unwrap_or(Duration::ZERO)
+                        .as_secs_f64()
+                        / 3600.0
+                }),
                 ..ConfigInput::neutral(*key, p.games)
             })
             .collect();
@@ -314,8 +338,13 @@ impl SchedulerActor {
     }
 
     /// Replaces the plan when [`replan_due`] says so, then fills every node's free slots and starts what may start.
+    /// Nothing is planned before the counts are loaded (the first plan follows [`CountsLoaded`]).
     fn step(&mut self, ctx: &mut Ctx<'_, Self>, on_timer: bool) {
         let now = Instant::now();
+        if !self.counts_loaded {
+            self.launch_ready(ctx);
+            return;
+        }
         let free = self.nodes_with_free_slots();
         let due = replan_due(&ReplanCheck {
             progress: self.current.as_ref().map(|c| &c.progress),
@@ -332,6 +361,27 @@ impl SchedulerActor {
         }
         self.fill_slots(now);
         self.launch_ready(ctx);
+    }
+
+    /// Writes the per-config counts to the state file (a failure is a warning: the counts live on in memory).
+    fn save_counts(&self) {
+        let state = SchedulerState {
+            version: history::STATE_VERSION,
+            configs: self
+                .progress
+                .iter()
+                .map(|(k, p)| {
+                    let h = ConfigHistory {
+                        games: p.games,
+                        last_selfplay_unix_ms: p.last_selfplay.map(history::unix_ms),
+                    };
+                    (*k, h)
+                })
+                .collect(),
+        };
+        if let Err(error) = history::save(&self.config.state_file, &state) {
+            tracing::warn!(%error, "game counts not saved; they are kept in memory and saved after the next job");
+        }
     }
 
     fn free_slots(&self, node: &str) -> u32 {
@@ -352,7 +402,7 @@ impl SchedulerActor {
         let correlation = CorrelationId::new();
         let span = tracing::info_span!("plan", correlation_id = correlation.hex().as_str());
         let _entered = span.enter();
-        let output = plan_input(&self.plan_input(now), &self.config.policy);
+        let output = plan_input(&self.plan_input(SystemTime::now()), &self.config.policy);
         self.plans += 1;
         let progress = PlanProgress::from_plan(self.plans, &output);
         if let Some(old) = &self.current {
@@ -585,7 +635,30 @@ impl Behavior for SchedulerActor {
         for node in &self.nodes {
             tracing::debug!(node = %node.name, target = self.tracker.target(&node.name), "job target");
         }
-        ctx.send_later(Duration::from_millis(200), Replan);
+        // Count what is already there before the first plan (blocking file reads, off this thread).
+        let state_file = self.config.state_file.clone();
+        let games_root = self.config.jobs.output_dir.clone();
+        ctx.spawn(async move {
+            let scan = tokio::task::spawn_blocking(move || {
+                let (state, state_error) = match history::load(&state_file) {
+                    Ok(state) => (state, None),
+                    Err(e) => (None, Some(e.to_string())),
+                };
+                let scan = history::scan_games_root(&games_root);
+                CountsLoaded {
+                    configs: history::merge(state.as_ref(), &scan.games),
+                    files: scan.files,
+                    unreadable: scan.unreadable,
+                    state_error,
+                }
+            });
+            scan.await.unwrap_or_else(|e| CountsLoaded {
+                configs: BTreeMap::new(),
+                files: 0,
+                unreadable: Vec::new(),
+                state_error: Some(format!("counting the games on disk failed: {e}")),
+            })
+        });
         ctx.every(self.config.interval, || Replan);
     }
 
@@ -679,7 +752,8 @@ impl Handles<JobFinished> for SchedulerActor {
                 if let Ok(key) = spec.config_key.parse::<ConfigKey>() {
                     let p = self.progress.entry(key).or_default();
                     p.games += games_written;
-                    p.last_selfplay = Some(now);
+                    p.last_selfplay = Some(SystemTime::now());
+                    self.save_counts();
                 }
                 (self.on_new_games)(NewGames {
                     config: spec.config_key.clone(),
@@ -738,6 +812,34 @@ impl Handles<NewGamesAvailable> for SchedulerActor {
         _ctx: &mut Ctx<'_, Self>,
     ) -> Result<(), HandlerError> {
         self.progress.entry(msg.config).or_default().games += msg.games;
+        self.save_counts();
+        Ok(())
+    }
+}
+
+impl Handles<CountsLoaded> for SchedulerActor {
+    fn handle(&mut self, msg: &CountsLoaded, ctx: &mut Ctx<'_, Self>) -> Result<(), HandlerError> {
+        if let Some(error) = &msg.state_error {
+            tracing::warn!(%error, "scheduler state file not used; counts start from the games on disk");
+        }
+        for line in &msg.unreadable {
+            tracing::warn!(problem = %line, "games file not counted; it counts 0 games");
+        }
+        for (config, h) in &msg.configs {
+            let p = self.progress.entry(*config).or_default();
+            p.games = p.games.max(h.games);
+            p.last_selfplay = p.last_selfplay.max(h.last_selfplay());
+        }
+        let total: u64 = self.progress.values().map(|p| p.games).sum();
+        tracing::info!(
+            games = total,
+            files = msg.files,
+            unreadable = msg.unreadable.len(),
+            "game counts loaded"
+        );
+        self.counts_loaded = true;
+        self.save_counts();
+        self.step(ctx, false);
         Ok(())
     }
 }

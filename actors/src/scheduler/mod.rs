@@ -1,6 +1,6 @@
 //! The selfplay scheduler's pure policy: which config to play, how hard to search, and where.
 //!
-//! Layout (every module is pure: no actix, no I/O, no clock):
+//! Layout (pure: no actix, no I/O, no clock; except `actor`, and `history`'s load/save/scan):
 //! - `board`: [`board::BoardType`] and [`board::ConfigKey`], the one parser for board names.
 //! - `config`: [`config::SchedulerPolicyConfig`], every weight, threshold and table with the
 //!   domain numbers as defaults.
@@ -10,6 +10,7 @@
 //! - `allocation`: games per config per node (capacity, cost, GPU caps, health, floors, 3p/4p
 //!   minimums), with the per-plan node cap fix.
 //! - `dispatch`: from a plan to its jobs: fill each node's free slots until its share is played, then replan.
+//! - `history`: game counts across restarts (state file, games already on disk); the one module here with I/O.
 //! - `target_jobs`: how many jobs a node should run at once.
 //! - `plan`: the `coordinator plan` dry run: the plan state JSON in, the plan JSON out.
 
@@ -19,6 +20,7 @@ pub mod board;
 pub mod budget;
 pub mod config;
 pub mod dispatch;
+pub mod history;
 pub mod plan;
 pub mod priority;
 pub mod settings;

@@ -1,6 +1,7 @@
 //! The `scheduler` config section: the actor's cadence and job sizing, the pure policy's numbers
 //! (`scheduler.policy`, see `config.rs`), and the job runner (`scheduler.jobs`, see `jobs::config`).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,8 @@ pub struct SchedulerConfig {
     /// is played; on this timer also when a node with free slots has nothing left in a plan at least this old.
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
+    /// Where the per-config game counts and last-selfplay times are kept across restarts (JSON, written atomically).
+    pub state_file: PathBuf,
     /// The board/player configs it schedules (`hex8_2p`, …); default all 12.
     pub configs: Vec<ConfigKey>,
     /// Most games one job plays; a node's share of a config is played in jobs of at most this many games, as many
@@ -35,6 +38,7 @@ impl Default for SchedulerConfig {
         SchedulerConfig {
             enabled: true,
             interval: Duration::from_secs(300),
+            state_file: PathBuf::from("state/scheduler.json"),
             configs: ConfigKey::all(),
             max_games_per_job: 200,
             policy: SchedulerPolicyConfig::default(),
@@ -54,6 +58,12 @@ impl SchedulerConfig {
             out.push((
                 "configs".into(),
                 "is empty (expected config keys like hex8_2p)".into(),
+            ));
+        }
+        if self.state_file.as_os_str().is_empty() {
+            out.push((
+                "state_file".into(),
+                "is empty (expected a file such as state/scheduler.json)".into(),
             ));
         }
         if self.max_games_per_job == 0 {
