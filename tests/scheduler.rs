@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{free_port, Daemon};
+use common::{free_port, test_config, Daemon};
 
 #[test]
 fn default_config_runs_demo_jobs_and_game_counts_move() {
@@ -210,6 +210,105 @@ fn a_restart_keeps_the_game_counts() {
             .any(|l| l.contains("games file not counted") && l.contains("broken.db")),
         "the unreadable file is a warning: {logs}"
     );
+}
+
+#[test]
+fn an_unreachable_ssh_node_leaves_the_plan_after_its_failures_and_returns_after_a_success() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    common::sshd::keygen(&root.join("client_key"));
+    // Nothing listens on this port yet: every job on `peer` fails to connect.
+    let port = free_port();
+    let extra = format!(
+        r#"cluster:
+  nodes:
+    - name: test-node
+      gpu: CPU
+    - name: peer
+      gpu: A10
+      ssh: root@127.0.0.1
+scheduler:
+  interval: 1s
+  max_games_per_job: 5
+  node_availability:
+    failures: 3
+    out_for: 4s
+  jobs:
+    think_time: 0s
+    max_moves: 10
+    retry_backoff: 200ms
+    ssh:
+      remote_program: {bin}
+      remote_dir: {root}
+      options: [BatchMode=yes, ConnectTimeout=5, StrictHostKeyChecking=accept-new, "Port={port}",
+        "IdentityFile={root}/client_key", "UserKnownHostsFile={root}/known_hosts", IdentitiesOnly=yes]
+"#,
+        bin = common::BIN,
+        root = root.display(),
+    );
+    let config = test_config(free_port(), free_port(), &extra);
+    let daemon = Daemon::start_in(dir, &config);
+    let wait_plan = |what: &str, cond: &dyn Fn(&serde_json::Value) -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, plan) = daemon.get("/plan");
+            if cond(&plan) {
+                return plan;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {plan}\n{}",
+                daemon.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let out = wait_plan("peer out of the plan", &|p| {
+        p["nodes"]["peer"]["state"] == "out"
+    });
+    assert!(
+        out["nodes"]["peer"]["back_in_s"].as_f64().unwrap() > 0.0,
+        "{out}"
+    );
+    // The plan made after it went out gives it nothing.
+    let replanned = wait_plan("a plan without peer", &|p| {
+        p["nodes"]["peer"]["state"] == "out"
+            && p["plan"]["allocation"]
+                .as_object()
+                .is_some_and(|a| a.values().all(|nodes| nodes.get("peer").is_none()))
+    });
+    assert_eq!(replanned["plan"]["total_games"], 0, "{replanned}");
+    let (_, status) = daemon.get("/status");
+    assert_eq!(
+        status["scheduler"]["nodes"]["peer"]["state"], "out",
+        "{status}"
+    );
+    // One warning for the node, not a dead letter per job.
+    let (_, letters) = daemon.get("/dead-letters");
+    assert_eq!(letters["total"], 0, "{letters}");
+    let logs = daemon.logs();
+    let warnings = logs
+        .lines()
+        .filter(|l| l.contains("node out of the plan after failed jobs"))
+        .count();
+    assert_eq!(warnings, 1, "{logs}");
+    // The peer comes up: after its out period it is tried again, and the first success brings it back.
+    let _sshd = common::sshd::start_sshd_on(&root, port);
+    let back = wait_plan("peer back", &|p| p["nodes"]["peer"]["state"] == "available");
+    assert_eq!(back["nodes"]["peer"]["outages"], 0, "{back}");
+    let (_, jobs) = daemon.get("/jobs");
+    let peer_ok = jobs["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|j| j["node"] == "peer" && j["status"]["status"] == "succeeded");
+    assert!(peer_ok, "{jobs}");
+    let planned = wait_plan("peer planned again", &|p| {
+        p["plan"]["allocation"]
+            .as_object()
+            .is_some_and(|a| a.values().any(|nodes| nodes.get("peer").is_some()))
+    });
+    assert!(planned["plan"]["total_games"].as_u64().unwrap() > 0);
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -21,6 +21,7 @@ use tokio::sync::Notify;
 
 use tracing::Instrument;
 
+use super::availability::{Change, NodeAvailability, NodeAvailabilitySnapshot};
 use super::board::ConfigKey;
 use super::dispatch::{
     replan_due, JobEnd, JobRequest, NodeProgress, NodeSlots, PlanProgress, ReplanCheck,
@@ -30,7 +31,7 @@ use super::history::{self, ConfigHistory, SchedulerState};
 use super::plan::{plan_input, ConfigInput, PlanInput, PlanNodeState, PlanOutput};
 use super::settings::SchedulerConfig;
 use crate::jobs::executor::{Executors, Placement};
-use crate::jobs::outcome::JobOutcome;
+use crate::jobs::outcome::{JobOutcome, JobStatus};
 use crate::jobs::spec::JobSpec;
 use crate::jobs::tracker::{Decision, JobTracker, JobsSnapshot, TrackerLimits};
 use crate::runtime::ids::{self, CorrelationId, MessageMeta};
@@ -66,6 +67,14 @@ pub struct Replan;
 impl Message for Replan {
     type Reply = ();
     const NAME: &'static str = "Replan";
+}
+
+/// Timer: a node's out period ended; plan it again (on trial).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReviewNodes;
+impl Message for ReviewNodes {
+    type Reply = ();
+    const NAME: &'static str = "ReviewNodes";
 }
 
 /// Start jobs whose turn has come (after a retry backoff).
@@ -127,6 +136,8 @@ pub struct PlanReport {
     pub plans: u64,
     pub game_counts: BTreeMap<String, u64>,
     pub plan: Option<PlanOutput>,
+    /// Per node: available, out of the plan (and for how long) or on trial.
+    pub nodes: BTreeMap<String, NodeAvailabilitySnapshot>,
 }
 impl Message for GetPlan {
     type Reply = PlanReport;
@@ -172,6 +183,8 @@ pub struct SchedulerSummary {
     pub queued: usize,
     /// The plan being played: planned, played and running per node.
     pub plan_progress: Option<PlanProgressReport>,
+    /// Per node: available, out of the plan (and for how long) or on trial.
+    pub nodes: BTreeMap<String, NodeAvailabilitySnapshot>,
 }
 
 /// How far one plan is played.
@@ -254,6 +267,7 @@ pub struct SchedulerActor {
     plans: u64,
     next_job: u64,
     counts_loaded: bool,
+    availability: NodeAvailability,
     tasks: HashMap<String, tokio::task::JoinHandle<()>>,
     cancel: Arc<Notify>,
     on_new_games: NewGamesHook,
@@ -283,6 +297,7 @@ impl SchedulerActor {
             plans: 0,
             next_job: 0,
             counts_loaded: false,
+            availability: NodeAvailability::new(config.node_availability.clone()),
             tasks: HashMap::new(),
             cancel: Arc::new(Notify::new()),
             on_new_games,
@@ -307,9 +322,11 @@ impl SchedulerActor {
                 ..ConfigInput::neutral(*key, p.games)
             })
             .collect();
+        let now = Instant::now();
         let nodes = self
             .nodes
             .iter()
+            .filter(|n| !self.availability.is_out(&n.name, now))
             .map(|n| {
                 let target = self.tracker.target(&n.name).max(1) as f64;
                 PlanNodeState {
@@ -340,21 +357,28 @@ impl SchedulerActor {
     /// Replaces the plan when [`replan_due`] says so, then fills every node's free slots and starts what may start.
     /// Nothing is planned before the counts are loaded (the first plan follows [`CountsLoaded`]).
     fn step(&mut self, ctx: &mut Ctx<'_, Self>, on_timer: bool) {
+        self.step_with(ctx, on_timer, None);
+    }
+
+    /// [`Self::step`], replanning for `force` whatever [`replan_due`] says.
+    fn step_with(&mut self, ctx: &mut Ctx<'_, Self>, on_timer: bool, force: Option<ReplanReason>) {
         let now = Instant::now();
         if !self.counts_loaded {
             self.launch_ready(ctx);
             return;
         }
         let free = self.nodes_with_free_slots();
-        let due = replan_due(&ReplanCheck {
-            progress: self.current.as_ref().map(|c| &c.progress),
-            plan_age: self
-                .current
-                .as_ref()
-                .map_or(Duration::ZERO, |c| now.saturating_duration_since(c.made)),
-            interval: self.config.interval,
-            on_timer,
-            nodes_with_free_slots: &free,
+        let due = force.or_else(|| {
+            replan_due(&ReplanCheck {
+                progress: self.current.as_ref().map(|c| &c.progress),
+                plan_age: self
+                    .current
+                    .as_ref()
+                    .map_or(Duration::ZERO, |c| now.saturating_duration_since(c.made)),
+                interval: self.config.interval,
+                on_timer,
+                nodes_with_free_slots: &free,
+            })
         });
         if let Some(reason) = due {
             self.replan(reason, now);
@@ -391,9 +415,10 @@ impl SchedulerActor {
     }
 
     fn nodes_with_free_slots(&self) -> Vec<String> {
+        let now = Instant::now();
         self.nodes
             .iter()
-            .filter(|n| self.free_slots(&n.name) > 0)
+            .filter(|n| !self.availability.is_out(&n.name, now) && self.free_slots(&n.name) > 0)
             .map(|n| n.name.clone())
             .collect()
     }
@@ -439,6 +464,7 @@ impl SchedulerActor {
         let slots: Vec<NodeSlots> = self
             .nodes
             .iter()
+            .filter(|n| !self.availability.is_out(&n.name, now))
             .map(|n| NodeSlots {
                 node: n.name.clone(),
                 free: self.free_slots(&n.name),
@@ -478,6 +504,41 @@ impl SchedulerActor {
                 }
             }
         }
+    }
+
+    /// Logs one line for an availability change; a node that went out loses its queued jobs (their games go back
+    /// to the plan) and a review is timed for the end of its out period. Returns true when the plan should change.
+    fn availability_changed(&mut self, change: Change, ctx: &mut Ctx<'_, Self>) -> bool {
+        match change {
+            Change::WentOut {
+                node,
+                out_for,
+                outages,
+            } => {
+                let dropped = self.drop_queued_on(&node);
+                tracing::warn!(%node, failures = self.config.node_availability.failures, outages, out_for = %humantime::format_duration(out_for), dropped_jobs = dropped,
+                    "node out of the plan after failed jobs; its queued jobs are dropped and its games replanned; back on trial after out_for");
+                ctx.send_later(out_for + Duration::from_millis(10), ReviewNodes);
+            }
+            Change::OnTrial { node } => {
+                tracing::info!(%node, "node back in the plan on trial; its next job decides");
+            }
+            Change::Back { node } => {
+                tracing::info!(%node, "node available again after a job succeeded");
+            }
+        }
+        true
+    }
+
+    /// Drops the queued jobs of `node` (retries waiting included), giving their games back to their plans.
+    fn drop_queued_on(&mut self, node: &str) -> usize {
+        let dropped = self.tracker.cancel_queued_on(node);
+        for spec in &dropped {
+            if let Some(origin) = self.origins.remove(&spec.id) {
+                self.count_in_plan(origin, spec, JobEnd::Returned);
+            }
+        }
+        dropped.len()
     }
 
     /// Counts a plan job's end in the plan that made it (current or previous).
@@ -520,6 +581,11 @@ impl SchedulerActor {
             seed: fastrand::u64(..),
             node: node.to_string(),
         }
+    }
+
+    fn availability_snapshot(&self) -> BTreeMap<String, NodeAvailabilitySnapshot> {
+        let names: Vec<String> = self.nodes.iter().map(|n| n.name.clone()).collect();
+        self.availability.snapshot(&names, Instant::now())
     }
 
     fn progress_report(&self, plan: &CurrentPlan) -> PlanProgressReport {
@@ -689,6 +755,18 @@ impl Handles<Replan> for SchedulerActor {
     }
 }
 
+impl Handles<ReviewNodes> for SchedulerActor {
+    fn handle(&mut self, _msg: &ReviewNodes, ctx: &mut Ctx<'_, Self>) -> Result<(), HandlerError> {
+        let changes = self.availability.review(Instant::now());
+        let replan = !changes.is_empty();
+        for change in changes {
+            self.availability_changed(change, ctx);
+        }
+        self.step_with(ctx, false, replan.then_some(ReplanReason::NodesChanged));
+        Ok(())
+    }
+}
+
 impl Handles<LaunchDue> for SchedulerActor {
     fn handle(&mut self, _msg: &LaunchDue, ctx: &mut Ctx<'_, Self>) -> Result<(), HandlerError> {
         self.launch_ready(ctx);
@@ -728,6 +806,14 @@ impl Handles<JobFinished> for SchedulerActor {
         let now = Instant::now();
         let origin = self.origins.get(&outcome.job_id).copied();
         let decision = self.tracker.finish(outcome, now);
+        let change = match &outcome.status {
+            JobStatus::Succeeded { .. } => self.availability.job_succeeded(&outcome.node, now),
+            JobStatus::Failed { .. } | JobStatus::TimedOut { .. } => {
+                self.availability.job_failed(&outcome.node, now)
+            }
+            JobStatus::Cancelled => None,
+        };
+        let node_out = self.availability.is_out(&outcome.node, now);
         let end = match &decision {
             Ok(Decision::Succeeded {
                 spec,
@@ -773,9 +859,14 @@ impl Handles<JobFinished> for SchedulerActor {
                 attempts,
                 last,
             }) => {
-                let error = format!("job failed {attempts} times; last: {last:?}");
-                tracing::error!(job = %spec.id, %error, "selfplay job gave up; stored as a dead letter (replay re-runs it)");
-                ctx.dead_letter(&RunJob { spec }, &error);
+                if node_out {
+                    // One warning for the node (below), not a dead letter per job: its games are replanned.
+                    tracing::info!(job = %spec.id, node = %spec.node, attempts, "selfplay job gave up on a node out of the plan; its games are replanned");
+                } else {
+                    let error = format!("job failed {attempts} times; last: {last:?}");
+                    tracing::error!(job = %spec.id, %error, "selfplay job gave up; stored as a dead letter (replay re-runs it)");
+                    ctx.dead_letter(&RunJob { spec }, &error);
+                }
             }
             Ok(Decision::Cancelled { spec }) => {
                 tracing::info!(job = %spec.id, "selfplay job cancelled")
@@ -784,7 +875,17 @@ impl Handles<JobFinished> for SchedulerActor {
                 tracing::warn!(error = %e, "job outcome does not match the job table; ignored")
             }
         }
-        self.step(ctx, false);
+        let replan = match change {
+            Some(change) => self.availability_changed(change, ctx),
+            None => {
+                if node_out {
+                    // A retry of a job that ran while the node went out.
+                    self.drop_queued_on(&outcome.node);
+                }
+                false
+            }
+        };
+        self.step_with(ctx, false, replan.then_some(ReplanReason::NodesChanged));
         ctx.progress();
         Ok(())
     }
@@ -862,6 +963,7 @@ impl Handles<GetPlan> for SchedulerActor {
                 .map(|(k, p)| (k.to_string(), p.games))
                 .collect(),
             plan: self.current.as_ref().map(|c| c.output.clone()),
+            nodes: self.availability_snapshot(),
         })
     }
 }
@@ -878,6 +980,7 @@ impl Handles<SchedulerStatus> for SchedulerActor {
             running: table.running.len(),
             queued: table.queued.len(),
             plan_progress: self.current.as_ref().map(|c| self.progress_report(c)),
+            nodes: self.availability_snapshot(),
         })
     }
 }

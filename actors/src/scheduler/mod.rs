@@ -9,6 +9,7 @@
 //! - `budget`: search budgets, the large-board cap, target games and games needed.
 //! - `allocation`: games per config per node (capacity, cost, GPU caps, health, floors, 3p/4p
 //!   minimums), with the per-plan node cap fix.
+//! - `availability`: nodes whose jobs keep failing leave the plan for a doubling while (a breaker per node).
 //! - `dispatch`: from a plan to its jobs: fill each node's free slots until its share is played, then replan.
 //! - `history`: game counts across restarts (state file, games already on disk); the one module here with I/O.
 //! - `target_jobs`: how many jobs a node should run at once.
@@ -16,6 +17,7 @@
 
 pub mod actor;
 pub mod allocation;
+pub mod availability;
 pub mod board;
 pub mod budget;
 pub mod config;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::availability::NodeAvailabilityConfig;
 use super::board::ConfigKey;
 use super::config::SchedulerPolicyConfig;
 use crate::jobs::config::JobsConfig;
@@ -27,6 +28,8 @@ pub struct SchedulerConfig {
     /// Most games one job plays; a node's share of a config is played in jobs of at most this many games, as many
     /// at once as the node's target concurrency.
     pub max_games_per_job: u32,
+    /// When a node whose jobs keep failing leaves the plan, and for how long.
+    pub node_availability: NodeAvailabilityConfig,
     /// Weights, thresholds and tables of the priority, budget and allocation policy.
     pub policy: SchedulerPolicyConfig,
     /// How jobs run: command template, logs, timeouts, retries, SSH.
@@ -41,6 +44,7 @@ impl Default for SchedulerConfig {
             state_file: PathBuf::from("state/scheduler.json"),
             configs: ConfigKey::all(),
             max_games_per_job: 200,
+            node_availability: NodeAvailabilityConfig::default(),
             policy: SchedulerPolicyConfig::default(),
             jobs: JobsConfig::default(),
         }
@@ -69,6 +73,12 @@ impl SchedulerConfig {
         if self.max_games_per_job == 0 {
             out.push(("max_games_per_job".into(), "must be at least 1".into()));
         }
+        out.extend(
+            self.node_availability
+                .problems()
+                .into_iter()
+                .map(|(f, p)| (format!("node_availability.{f}"), p)),
+        );
         out.extend(self.jobs.problems("jobs"));
         out
     }
