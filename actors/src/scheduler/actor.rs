@@ -28,12 +28,15 @@ use super::dispatch::{
     ReplanReason,
 };
 use super::history::{self, ConfigHistory, SchedulerState};
+use super::jobs_health::{jobs_check, AttemptEnd, RecentAttempts, CHECK_NAME};
 use super::plan::{plan_input, ConfigInput, PlanInput, PlanNodeState, PlanOutput};
 use super::settings::SchedulerConfig;
 use crate::jobs::executor::{Executors, Placement};
 use crate::jobs::outcome::{JobOutcome, JobStatus};
 use crate::jobs::spec::JobSpec;
 use crate::jobs::tracker::{Decision, JobTracker, JobsSnapshot, TrackerLimits};
+use crate::pressure::PressureGate;
+use crate::runtime::health::HealthBoard;
 use crate::runtime::ids::{self, CorrelationId, MessageMeta};
 use crate::runtime::{Behavior, Ctx, HandlerError, Handles, Message};
 
@@ -75,6 +78,14 @@ pub struct ReviewNodes;
 impl Message for ReviewNodes {
     type Reply = ();
     const NAME: &'static str = "ReviewNodes";
+}
+
+/// Timer, while the pressure gate is closed: has it opened?
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecheckPressure;
+impl Message for RecheckPressure {
+    type Reply = ();
+    const NAME: &'static str = "RecheckPressure";
 }
 
 /// Start jobs whose turn has come (after a retry backoff).
@@ -162,6 +173,8 @@ pub struct JobsReport {
     pub plan_progress: Option<PlanProgressReport>,
     /// The plan before it (its late jobs still count there).
     pub previous_plan_progress: Option<PlanProgressReport>,
+    /// Why no new job starts, while the pressure gate is closed (running jobs continue).
+    pub paused: Option<String>,
 }
 
 /// Query: the scheduler's part of `/status`.
@@ -185,6 +198,8 @@ pub struct SchedulerSummary {
     pub plan_progress: Option<PlanProgressReport>,
     /// Per node: available, out of the plan (and for how long) or on trial.
     pub nodes: BTreeMap<String, NodeAvailabilitySnapshot>,
+    /// Why no new job starts, while the pressure gate is closed (running jobs continue).
+    pub paused: Option<String>,
 }
 
 /// How far one plan is played.
@@ -268,17 +283,27 @@ pub struct SchedulerActor {
     next_job: u64,
     counts_loaded: bool,
     availability: NodeAvailability,
+    recent: RecentAttempts,
+    health: HealthBoard,
+    pressure: PressureGate,
+    /// The gate was seen closed (so its change is logged once).
+    paused_seen: bool,
+    /// A [`RecheckPressure`] is on its way (one at a time).
+    recheck_pending: bool,
     tasks: HashMap<String, tokio::task::JoinHandle<()>>,
     cancel: Arc<Notify>,
     on_new_games: NewGamesHook,
 }
 
 impl SchedulerActor {
+    /// `health`: where the `jobs` check is published; `pressure`: while it is paused no new job starts.
     pub fn new(
         config: SchedulerConfig,
         nodes: Vec<SchedulerNode>,
         self_exe: PathBuf,
         on_new_games: NewGamesHook,
+        health: HealthBoard,
+        pressure: PressureGate,
     ) -> Self {
         let jobs = Arc::new(config.jobs.clone());
         let tracker = JobTracker::new(TrackerLimits::from(&config.jobs));
@@ -298,6 +323,11 @@ impl SchedulerActor {
             next_job: 0,
             counts_loaded: false,
             availability: NodeAvailability::new(config.node_availability.clone()),
+            recent: RecentAttempts::default(),
+            health,
+            pressure,
+            paused_seen: false,
+            recheck_pending: false,
             tasks: HashMap::new(),
             cancel: Arc::new(Notify::new()),
             on_new_games,
@@ -459,8 +489,12 @@ impl SchedulerActor {
         self.previous = self.current.replace(next);
     }
 
-    /// Makes the jobs that bring every node up to its target concurrency (within the current plan).
+    /// Makes the jobs that bring every node up to its target concurrency (within the current plan); none while the
+    /// pressure gate is closed.
     fn fill_slots(&mut self, now: Instant) {
+        if self.pressure.is_paused() {
+            return;
+        }
         let slots: Vec<NodeSlots> = self
             .nodes
             .iter()
@@ -583,6 +617,21 @@ impl SchedulerActor {
         }
     }
 
+    /// Sets the `jobs` check on the health board.
+    fn publish_health(&self) {
+        let now = Instant::now();
+        let out: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| self.availability.is_out(&n.name, now))
+            .map(|n| n.name.clone())
+            .collect();
+        self.health.set(
+            CHECK_NAME,
+            jobs_check(&self.recent, &out, &self.config.jobs_health),
+        );
+    }
+
     fn availability_snapshot(&self) -> BTreeMap<String, NodeAvailabilitySnapshot> {
         let names: Vec<String> = self.nodes.iter().map(|n| n.name.clone()).collect();
         self.availability.snapshot(&names, Instant::now())
@@ -622,6 +671,24 @@ impl SchedulerActor {
     /// Starts every job whose node has room, each as a task whose outcome comes back as `JobFinished`.
     fn launch_ready(&mut self, ctx: &mut Ctx<'_, Self>) {
         let now = Instant::now();
+        if self.pressure.is_paused() {
+            if !self.paused_seen {
+                self.paused_seen = true;
+                let reason = self.pressure.reason().unwrap_or_default();
+                tracing::warn!(%reason, running = self.tasks.len(), "pressure gate closed: no new selfplay job starts until it opens; running jobs continue");
+            }
+            if !self.recheck_pending {
+                self.recheck_pending = true;
+                ctx.send_later(self.config.pressure_recheck, RecheckPressure);
+            }
+            return;
+        }
+        if self.paused_seen {
+            self.paused_seen = false;
+            tracing::info!("pressure gate open again: selfplay jobs start");
+            // Jobs were not made while it was closed: fill the slots now.
+            self.fill_slots(now);
+        }
         for launch in self.tracker.start_ready(now) {
             let spec = launch.spec;
             let Some(placement) = self.placement(&spec.node) else {
@@ -678,7 +745,8 @@ impl SchedulerActor {
             );
             self.tasks.insert(id, actix_rt::spawn(task));
         }
-        if let Some(at) = self.tracker.next_retry_at() {
+        // Only a backoff still running needs a timer; jobs waiting for room start when a job ends.
+        if let Some(at) = self.tracker.next_retry_at().filter(|at| *at > now) {
             ctx.send_later(
                 at.saturating_duration_since(now) + Duration::from_millis(10),
                 LaunchDue,
@@ -698,6 +766,7 @@ impl Drop for SchedulerActor {
 
 impl Behavior for SchedulerActor {
     fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
+        self.publish_health();
         for node in &self.nodes {
             tracing::debug!(node = %node.name, target = self.tracker.target(&node.name), "job target");
         }
@@ -762,7 +831,20 @@ impl Handles<ReviewNodes> for SchedulerActor {
         for change in changes {
             self.availability_changed(change, ctx);
         }
+        self.publish_health();
         self.step_with(ctx, false, replan.then_some(ReplanReason::NodesChanged));
+        Ok(())
+    }
+}
+
+impl Handles<RecheckPressure> for SchedulerActor {
+    fn handle(
+        &mut self,
+        _msg: &RecheckPressure,
+        ctx: &mut Ctx<'_, Self>,
+    ) -> Result<(), HandlerError> {
+        self.recheck_pending = false;
+        self.launch_ready(ctx);
         Ok(())
     }
 }
@@ -814,6 +896,24 @@ impl Handles<JobFinished> for SchedulerActor {
             JobStatus::Cancelled => None,
         };
         let node_out = self.availability.is_out(&outcome.node, now);
+        let failure = match &outcome.status {
+            JobStatus::Succeeded { .. } => Some(None),
+            JobStatus::Failed { reason, .. } => Some(Some(reason.clone())),
+            JobStatus::TimedOut { after, .. } => Some(Some(format!(
+                "timed out after {}",
+                humantime::format_duration(*after)
+            ))),
+            JobStatus::Cancelled => None,
+        };
+        if let Some(failure) = failure {
+            self.recent.push(
+                AttemptEnd {
+                    node: outcome.node.clone(),
+                    failure,
+                },
+                self.config.jobs_health.window,
+            );
+        }
         let end = match &decision {
             Ok(Decision::Succeeded {
                 spec,
@@ -885,6 +985,7 @@ impl Handles<JobFinished> for SchedulerActor {
                 false
             }
         };
+        self.publish_health();
         self.step_with(ctx, false, replan.then_some(ReplanReason::NodesChanged));
         ctx.progress();
         Ok(())
@@ -981,6 +1082,7 @@ impl Handles<SchedulerStatus> for SchedulerActor {
             queued: table.queued.len(),
             plan_progress: self.current.as_ref().map(|c| self.progress_report(c)),
             nodes: self.availability_snapshot(),
+            paused: self.pressure.reason(),
         })
     }
 }
@@ -995,6 +1097,147 @@ impl Handles<GetJobs> for SchedulerActor {
             table: self.tracker.snapshot(Instant::now()),
             plan_progress: self.current.as_ref().map(|c| self.progress_report(c)),
             previous_plan_progress: self.previous.as_ref().map(|c| self.progress_report(c)),
+            paused: self.pressure.reason(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{start_unsupervised, ChildOptions, DeadLetterSink, HealthStatus};
+
+    /// A scheduler on one local node whose job command writes `{games}` JSON lines to `{output}` after a short
+    /// sleep, with its files under `dir`.
+    const WRITES_GAMES: &[&str] = &[
+        "sh",
+        "-c",
+        r#"sleep 0.3; mkdir -p "$(dirname "$1")"; i=0; while [ $i -lt "$2" ]; do echo '{{}}'; i=$((i+1)); done > "$1""#,
+        "job",
+        "{output}",
+        "{games}",
+    ];
+
+    fn scheduler(
+        dir: &std::path::Path,
+        health: HealthBoard,
+        gate: PressureGate,
+        command: &[&str],
+    ) -> SchedulerActor {
+        let mut config = SchedulerConfig {
+            interval: Duration::from_secs(1),
+            max_games_per_job: 50,
+            state_file: dir.join("state/scheduler.json"),
+            pressure_recheck: Duration::from_millis(50),
+            configs: vec!["hex8_2p".parse().unwrap()],
+            ..SchedulerConfig::default()
+        };
+        config.jobs.output_dir = dir.join("games");
+        config.jobs.logs_dir = dir.join("logs");
+        config.jobs.command = command.iter().map(|s| s.to_string()).collect();
+        let node = SchedulerNode {
+            name: "local".into(),
+            gpu: "unknown".into(),
+            gpu_memory_gb: None,
+            ephemeral: false,
+            ssh: None,
+            local: true,
+        };
+        SchedulerActor::new(
+            config,
+            vec![node],
+            PathBuf::from("unused"),
+            Arc::new(|_| {}),
+            health,
+            gate,
+        )
+    }
+
+    async fn jobs_until(
+        actor: &crate::runtime::ActorRef<SchedulerActor>,
+        what: &str,
+        cond: impl Fn(&JobsReport) -> bool,
+    ) -> JobsReport {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let report = actor
+                .ask(GetJobs, Duration::from_secs(5))
+                .await
+                .expect("GetJobs");
+            if cond(&report) {
+                return report;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_closed_pressure_gate_starts_no_job_and_running_jobs_continue() {
+        let dir = tempfile::tempdir().unwrap();
+        let health = HealthBoard::new();
+        let gate = PressureGate::new();
+        let sink = DeadLetterSink::new();
+        let (root, board, g) = (dir.path().to_path_buf(), health.clone(), gate.clone());
+        let actor = start_unsupervised("scheduler", ChildOptions::default(), &sink, move || {
+            scheduler(&root, board.clone(), g.clone(), WRITES_GAMES)
+        });
+        // Two jobs running (the default target), then the gate closes: they finish, nothing new starts.
+        jobs_until(&actor, "two running jobs", |r| r.table.running.len() == 2).await;
+        gate.pause("disk /data at 96% (critical 95%)");
+        let paused = jobs_until(&actor, "the running jobs to finish", |r| {
+            r.table.running.is_empty() && r.table.history.len() == 2
+        })
+        .await;
+        assert_eq!(
+            paused.paused.as_deref(),
+            Some("disk /data at 96% (critical 95%)")
+        );
+        assert!(paused.table.history.iter().all(|j| j.status.is_success()));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let still = actor.ask(GetJobs, Duration::from_secs(5)).await.unwrap();
+        assert!(still.table.running.is_empty(), "no job starts while paused");
+        assert_eq!(still.table.history.len(), 2);
+        let summary = actor
+            .ask(SchedulerStatus, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(summary.paused.is_some());
+        // Open again: jobs start within a recheck.
+        gate.resume();
+        let resumed = jobs_until(&actor, "jobs after the gate opened", |r| {
+            !r.table.running.is_empty() || r.table.history.len() > 2
+        })
+        .await;
+        assert_eq!(resumed.paused, None);
+        let check = health.get(CHECK_NAME).expect("jobs check published");
+        assert_eq!(check.status, HealthStatus::Ok, "{check:?}");
+        assert!(check.detail.contains("succeeded"), "{check:?}");
+    }
+
+    #[actix_rt::test]
+    async fn failing_jobs_turn_the_jobs_check_degraded_with_a_detail() {
+        let dir = tempfile::tempdir().unwrap();
+        let health = HealthBoard::new();
+        let sink = DeadLetterSink::new();
+        let (root, board) = (dir.path().to_path_buf(), health.clone());
+        let actor = start_unsupervised("scheduler", ChildOptions::default(), &sink, move || {
+            let fails = ["sh", "-c", "echo broken >&2; exit 3"];
+            scheduler(&root, board.clone(), PressureGate::new(), &fails)
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let check = loop {
+            if let Some(check) = health.get(CHECK_NAME) {
+                if check.status != HealthStatus::Ok {
+                    break check;
+                }
+            }
+            assert!(Instant::now() < deadline, "jobs check stayed ok");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(check.status, HealthStatus::Degraded);
+        assert!(check.detail.contains("job attempts failed"), "{check:?}");
+        assert!(check.detail.contains("exited"), "{check:?}");
+        drop(actor);
     }
 }

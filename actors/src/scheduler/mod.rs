@@ -12,6 +12,7 @@
 //! - `availability`: nodes whose jobs keep failing leave the plan for a doubling while (a breaker per node).
 //! - `dispatch`: from a plan to its jobs: fill each node's free slots until its share is played, then replan.
 //! - `history`: game counts across restarts (state file, games already on disk); the one module here with I/O.
+//! - `jobs_health`: the `jobs` health check from the last job attempts and the nodes out of the plan.
 //! - `target_jobs`: how many jobs a node should run at once.
 //! - `plan`: the `coordinator plan` dry run: the plan state JSON in, the plan JSON out.
 
@@ -23,6 +24,7 @@ pub mod budget;
 pub mod config;
 pub mod dispatch;
 pub mod history;
+pub mod jobs_health;
 pub mod plan;
 pub mod priority;
 pub mod settings;

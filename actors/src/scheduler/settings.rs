@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::availability::NodeAvailabilityConfig;
 use super::board::ConfigKey;
 use super::config::SchedulerPolicyConfig;
+use super::jobs_health::JobsHealthConfig;
 use crate::jobs::config::JobsConfig;
 
 /// The selfplay scheduler.
@@ -30,6 +31,11 @@ pub struct SchedulerConfig {
     pub max_games_per_job: u32,
     /// When a node whose jobs keep failing leaves the plan, and for how long.
     pub node_availability: NodeAvailabilityConfig,
+    /// When the `jobs` health check turns degraded or failing.
+    pub jobs_health: JobsHealthConfig,
+    /// While the pressure gate holds new work back, how often the scheduler looks whether it opened again.
+    #[serde(with = "humantime_serde")]
+    pub pressure_recheck: Duration,
     /// Weights, thresholds and tables of the priority, budget and allocation policy.
     pub policy: SchedulerPolicyConfig,
     /// How jobs run: command template, logs, timeouts, retries, SSH.
@@ -45,6 +51,8 @@ impl Default for SchedulerConfig {
             configs: ConfigKey::all(),
             max_games_per_job: 200,
             node_availability: NodeAvailabilityConfig::default(),
+            jobs_health: JobsHealthConfig::default(),
+            pressure_recheck: Duration::from_secs(1),
             policy: SchedulerPolicyConfig::default(),
             jobs: JobsConfig::default(),
         }
@@ -79,6 +87,15 @@ impl SchedulerConfig {
                 .into_iter()
                 .map(|(f, p)| (format!("node_availability.{f}"), p)),
         );
+        out.extend(
+            self.jobs_health
+                .problems()
+                .into_iter()
+                .map(|(f, p)| (format!("jobs_health.{f}"), p)),
+        );
+        if self.pressure_recheck.is_zero() {
+            out.push(("pressure_recheck".into(), "must be longer than 0s".into()));
+        }
         out.extend(self.jobs.problems("jobs"));
         out
     }
