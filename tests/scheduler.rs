@@ -116,6 +116,13 @@ fn a_node_holds_its_target_concurrency_until_the_plans_share_is_played() {
         plan["plans"].as_u64().unwrap() >= 2,
         "replanned once played: {plan}"
     );
+    // Dynamic weights, computed when the counts were loaded (no job running: an idle cluster, staleness 0.30 x 1.5).
+    assert_eq!(
+        plan["weights_from"]["cluster"]["idle_gpu_fraction"], 1.0,
+        "{plan}"
+    );
+    let staleness = plan["weights"]["staleness"].as_f64().unwrap();
+    assert!((staleness - 0.45).abs() < 1e-9, "{plan}");
     let (_, status) = daemon.get("/status");
     let progress = &status["scheduler"]["plan_progress"]["nodes"]["local"];
     for field in ["planned", "played", "running"] {

@@ -23,6 +23,7 @@ use tracing::Instrument;
 
 use super::availability::{Change, NodeAvailability, NodeAvailabilitySnapshot};
 use super::board::ConfigKey;
+use super::config::PriorityWeights;
 use super::dispatch::{
     replan_due, JobEnd, JobRequest, NodeProgress, NodeSlots, PlanProgress, ReplanCheck,
     ReplanReason,
@@ -31,6 +32,7 @@ use super::history::{self, ConfigHistory, SchedulerState};
 use super::jobs_health::{jobs_check, AttemptEnd, RecentAttempts, CHECK_NAME};
 use super::plan::{plan_input, ConfigInput, PlanInput, PlanNodeState, PlanOutput};
 use super::settings::SchedulerConfig;
+use super::weights::{cluster_signals, dynamic_weights, ClusterLoad, ClusterSignals};
 use crate::jobs::executor::{Executors, Placement};
 use crate::jobs::outcome::{JobOutcome, JobStatus};
 use crate::jobs::spec::JobSpec;
@@ -70,6 +72,14 @@ pub struct Replan;
 impl Message for Replan {
     type Reply = ();
     const NAME: &'static str = "Replan";
+}
+
+/// Timer: recompute the dynamic priority weights from the cluster state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefreshWeights;
+impl Message for RefreshWeights {
+    type Reply = ();
+    const NAME: &'static str = "RefreshWeights";
 }
 
 /// Timer: a node's out period ended; plan it again (on trial).
@@ -149,6 +159,19 @@ pub struct PlanReport {
     pub plan: Option<PlanOutput>,
     /// Per node: available, out of the plan (and for how long) or on trial.
     pub nodes: BTreeMap<String, NodeAvailabilitySnapshot>,
+    /// The priority weights the plans use: dynamic, recomputed every `policy.dynamic_weights.interval`.
+    pub weights: PriorityWeights,
+    /// The cluster state they were computed from, and when.
+    pub weights_from: Option<WeightsSource>,
+}
+
+/// What the dynamic weights were computed from.
+#[derive(Debug, Clone, Serialize)]
+pub struct WeightsSource {
+    /// When (RFC 3339).
+    pub at: String,
+    /// The signals.
+    pub cluster: ClusterSignals,
 }
 impl Message for GetPlan {
     type Reply = PlanReport;
@@ -284,6 +307,8 @@ pub struct SchedulerActor {
     counts_loaded: bool,
     availability: NodeAvailability,
     recent: RecentAttempts,
+    weights: PriorityWeights,
+    weights_from: Option<(SystemTime, ClusterSignals)>,
     health: HealthBoard,
     pressure: PressureGate,
     /// The gate was seen closed (so its change is logged once).
@@ -324,6 +349,8 @@ impl SchedulerActor {
             counts_loaded: false,
             availability: NodeAvailability::new(config.node_availability.clone()),
             recent: RecentAttempts::default(),
+            weights: config.policy.priority.weights,
+            weights_from: None,
             health,
             pressure,
             paused_seen: false,
@@ -380,7 +407,7 @@ impl SchedulerActor {
             memory_constrained: false,
             backpressure_paused: false,
             spawn_rate_multiplier: None,
-            weights: self.config.policy.priority.weights,
+            weights: self.weights,
         }
     }
 
@@ -617,6 +644,35 @@ impl SchedulerActor {
         }
     }
 
+    /// Recomputes the dynamic weights from the cluster state: the share of available nodes running no job, and the
+    /// configs' Elos (the fallback Elo: no Elo reaches this daemon yet). No training queue reaches it either (0).
+    fn refresh_weights(&mut self) {
+        let now = Instant::now();
+        let available: Vec<&SchedulerNode> = self
+            .nodes
+            .iter()
+            .filter(|n| !self.availability.is_out(&n.name, now))
+            .collect();
+        let idle = available
+            .iter()
+            .filter(|n| self.tracker.running_on(&n.name) == 0)
+            .count();
+        let load = ClusterLoad {
+            idle_gpu_fraction: idle as f64 / available.len().max(1) as f64,
+            training_queue_depth: 0,
+        };
+        let p = &self.config.policy.priority;
+        let elos = vec![p.elo.fallback_elo; self.progress.len()];
+        let signals = cluster_signals(load, &elos, p.elo.target_elo);
+        self.weights = dynamic_weights(&p.weights, &signals, &self.config.policy.dynamic_weights);
+        self.weights_from = Some((SystemTime::now(), signals));
+        tracing::debug!(
+            idle_gpu_fraction = signals.idle_gpu_fraction,
+            staleness = self.weights.staleness,
+            "priority weights recomputed"
+        );
+    }
+
     /// Sets the `jobs` check on the health board.
     fn publish_health(&self) {
         let now = Instant::now();
@@ -795,6 +851,9 @@ impl Behavior for SchedulerActor {
             })
         });
         ctx.every(self.config.interval, || Replan);
+        ctx.every(self.config.policy.dynamic_weights.interval, || {
+            RefreshWeights
+        });
     }
 
     /// Graceful stop: running jobs get SIGTERM, then SIGKILL after the grace period; waits for them.
@@ -819,6 +878,18 @@ impl Behavior for SchedulerActor {
 impl Handles<Replan> for SchedulerActor {
     fn handle(&mut self, _msg: &Replan, ctx: &mut Ctx<'_, Self>) -> Result<(), HandlerError> {
         self.step(ctx, true);
+        ctx.progress();
+        Ok(())
+    }
+}
+
+impl Handles<RefreshWeights> for SchedulerActor {
+    fn handle(
+        &mut self,
+        _msg: &RefreshWeights,
+        ctx: &mut Ctx<'_, Self>,
+    ) -> Result<(), HandlerError> {
+        self.refresh_weights();
         ctx.progress();
         Ok(())
     }
@@ -1041,6 +1112,7 @@ impl Handles<CountsLoaded> for SchedulerActor {
         );
         self.counts_loaded = true;
         self.save_counts();
+        self.refresh_weights();
         self.step(ctx, false);
         Ok(())
     }
@@ -1065,6 +1137,11 @@ impl Handles<GetPlan> for SchedulerActor {
                 .collect(),
             plan: self.current.as_ref().map(|c| c.output.clone()),
             nodes: self.availability_snapshot(),
+            weights: self.weights,
+            weights_from: self.weights_from.map(|(at, cluster)| WeightsSource {
+                at: humantime::format_rfc3339_millis(at).to_string(),
+                cluster,
+            }),
         })
     }
 }
