@@ -13,6 +13,7 @@ use actors::data_server::monitor::actor::{
 use actors::data_server::monitor::command::ServerCommand;
 use actors::data_server::monitor::policy::DataServerState;
 use actors::placeholder::PlaceholderActor;
+use actors::pressure::PressureGate;
 use actors::runtime::dead_letters::{
     DeadLetterActor, DeadLetterShared, DeadLetterStore, DrainDeadLetters, ReplayFinished,
     StoreError,
@@ -63,6 +64,8 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
     let sink = DeadLetterSink::new();
     // Components publish named checks here; `/health` reads them.
     let health = HealthBoard::new();
+    // The resource optimizer closes it under disk/memory pressure; the scheduler starts no job while it is closed.
+    let pressure = PressureGate::new();
     let child_options = config.supervision.child_options();
     let roles = config.node_roles(&node);
     let role_names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
@@ -170,6 +173,8 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
         let this_node = node.clone();
         let self_exe = std::env::current_exe()
             .context("cannot find the coordinator executable for job commands")?;
+        let scheduler_health = health.clone();
+        let scheduler_pressure = pressure.clone();
         let on_new_games: NewGamesHook = Arc::new(|games: NewGames| {
             // PLACEHOLDER route: the sync coordinator is a later issue; until then new games are only logged.
             tracing::info!(config = %games.config, node = %games.node, games = games.games, path = %games.path.display(), "new games available");
@@ -180,6 +185,8 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
                 nodes.clone(),
                 self_exe.clone(),
                 on_new_games.clone(),
+                scheduler_health.clone(),
+                scheduler_pressure.clone(),
             )
             .with_role(role.clone(), &this_node, token.clone())
         }));

@@ -364,6 +364,14 @@ impl JobTracker {
         self.queue.remove(index).map(|q| q.spec)
     }
 
+    /// Remove every queued job of `node` (it left the plan): the jobs that will not run.
+    pub fn cancel_queued_on(&mut self, node: &str) -> Vec<JobSpec> {
+        let (gone, kept): (VecDeque<Queued>, VecDeque<Queued>) =
+            self.queue.drain(..).partition(|q| q.spec.node == node);
+        self.queue = kept;
+        gone.into_iter().map(|q| q.spec).collect()
+    }
+
     /// Empty the queue (shutdown): the jobs that will not run.
     pub fn drain_queue(&mut self) -> Vec<JobSpec> {
         self.queue.drain(..).map(|q| q.spec).collect()
@@ -911,6 +919,14 @@ mod tests {
         for id in ["a", "b", "c"] {
             tracker.enqueue(spec(id, "n"), t0).expect("enqueue");
         }
+        tracker.enqueue(spec("m", "other"), t0).expect("enqueue");
+        let dropped: Vec<String> = tracker
+            .cancel_queued_on("other")
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        assert_eq!(dropped, ["m"]);
+        assert!(tracker.cancel_queued_on("other").is_empty());
         assert_eq!(tracker.cancel_queued("b").map(|s| s.id), Some("b".into()));
         assert_eq!(tracker.cancel_queued("b"), None);
         assert_eq!(tracker.next_retry_at(), Some(t0));

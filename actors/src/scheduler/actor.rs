@@ -21,17 +21,24 @@ use tokio::sync::Notify;
 
 use tracing::Instrument;
 
+use super::availability::{Change, NodeAvailability, NodeAvailabilitySnapshot};
 use super::board::ConfigKey;
+use super::config::PriorityWeights;
 use super::dispatch::{
     replan_due, JobEnd, JobRequest, NodeProgress, NodeSlots, PlanProgress, ReplanCheck,
     ReplanReason,
 };
+use super::history::{self, ConfigHistory, SchedulerState};
+use super::jobs_health::{jobs_check, AttemptEnd, RecentAttempts, CHECK_NAME};
 use super::plan::{plan_input, ConfigInput, PlanInput, PlanNodeState, PlanOutput};
 use super::settings::SchedulerConfig;
+use super::weights::{cluster_signals, dynamic_weights, ClusterLoad, ClusterSignals};
 use crate::jobs::executor::{Executors, Placement};
-use crate::jobs::outcome::JobOutcome;
+use crate::jobs::outcome::{JobOutcome, JobStatus};
 use crate::jobs::spec::JobSpec;
 use crate::jobs::tracker::{Decision, JobTracker, JobsSnapshot, TrackerLimits};
+use crate::pressure::PressureGate;
+use crate::runtime::health::HealthBoard;
 use crate::runtime::ids::{self, CorrelationId, MessageMeta};
 use crate::runtime::{Behavior, Ctx, HandlerError, Handles, Message};
 
@@ -70,6 +77,30 @@ pub struct Replan;
 impl Message for Replan {
     type Reply = ();
     const NAME: &'static str = "Replan";
+}
+
+/// Timer: recompute the dynamic priority weights from the cluster state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefreshWeights;
+impl Message for RefreshWeights {
+    type Reply = ();
+    const NAME: &'static str = "RefreshWeights";
+}
+
+/// Timer: a node's out period ended; plan it again (on trial).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReviewNodes;
+impl Message for ReviewNodes {
+    type Reply = ();
+    const NAME: &'static str = "ReviewNodes";
+}
+
+/// Timer, while the pressure gate is closed: has it opened?
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RecheckPressure;
+impl Message for RecheckPressure {
+    type Reply = ();
+    const NAME: &'static str = "RecheckPressure";
 }
 
 /// Start jobs whose turn has come (after a retry backoff).
@@ -131,6 +162,21 @@ pub struct PlanReport {
     pub plans: u64,
     pub game_counts: BTreeMap<String, u64>,
     pub plan: Option<PlanOutput>,
+    /// Per node: available, out of the plan (and for how long) or on trial.
+    pub nodes: BTreeMap<String, NodeAvailabilitySnapshot>,
+    /// The priority weights the plans use: dynamic, recomputed every `policy.dynamic_weights.interval`.
+    pub weights: PriorityWeights,
+    /// The cluster state they were computed from, and when.
+    pub weights_from: Option<WeightsSource>,
+}
+
+/// What the dynamic weights were computed from.
+#[derive(Debug, Clone, Serialize)]
+pub struct WeightsSource {
+    /// When (RFC 3339).
+    pub at: String,
+    /// The signals.
+    pub cluster: ClusterSignals,
 }
 impl Message for GetPlan {
     type Reply = PlanReport;
@@ -155,6 +201,8 @@ pub struct JobsReport {
     pub plan_progress: Option<PlanProgressReport>,
     /// The plan before it (its late jobs still count there).
     pub previous_plan_progress: Option<PlanProgressReport>,
+    /// Why no new job starts, while the pressure gate is closed (running jobs continue).
+    pub paused: Option<String>,
 }
 
 /// Query: the scheduler's part of `/status`.
@@ -178,6 +226,10 @@ pub struct SchedulerSummary {
     pub plan_progress: Option<PlanProgressReport>,
     /// Who plans, and when a worker last heard from the planner.
     pub cluster: ClusterRoleReport,
+    /// Per node: available, out of the plan (and for how long) or on trial.
+    pub nodes: BTreeMap<String, NodeAvailabilitySnapshot>,
+    /// Why no new job starts, while the pressure gate is closed (running jobs continue).
+    pub paused: Option<String>,
 }
 
 /// How far one plan is played.
@@ -207,10 +259,27 @@ pub struct NodeProgressReport {
     pub running: u32,
 }
 
+/// The counts found at start: the state file merged with the games on disk (see `history.rs`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CountsLoaded {
+    /// Per config, the merged history.
+    pub configs: BTreeMap<ConfigKey, ConfigHistory>,
+    /// Game files counted on disk.
+    pub files: u64,
+    /// Files or directories that could not be read (counted 0).
+    pub unreadable: Vec<String>,
+    /// Why the state file could not be used, if it could not.
+    pub state_error: Option<String>,
+}
+impl Message for CountsLoaded {
+    type Reply = ();
+    const NAME: &'static str = "CountsLoaded";
+}
+
 #[derive(Debug, Clone, Default)]
 struct ConfigProgress {
     games: u64,
-    last_selfplay: Option<Instant>,
+    last_selfplay: Option<SystemTime>,
 }
 
 /// One plan and where it stands.
@@ -242,6 +311,17 @@ pub struct SchedulerActor {
     origins: HashMap<String, JobOrigin>,
     plans: u64,
     next_job: u64,
+    counts_loaded: bool,
+    availability: NodeAvailability,
+    recent: RecentAttempts,
+    weights: PriorityWeights,
+    weights_from: Option<(SystemTime, ClusterSignals)>,
+    health: HealthBoard,
+    pressure: PressureGate,
+    /// The gate was seen closed (so its change is logged once).
+    paused_seen: bool,
+    /// A [`RecheckPressure`] is on its way (one at a time).
+    recheck_pending: bool,
     tasks: HashMap<String, tokio::task::JoinHandle<()>>,
     cancel: Arc<Notify>,
     on_new_games: NewGamesHook,
@@ -258,11 +338,14 @@ pub struct SchedulerActor {
 }
 
 impl SchedulerActor {
+    /// `health`: where the `jobs` check is published; `pressure`: while it is paused no new job starts.
     pub fn new(
         config: SchedulerConfig,
         nodes: Vec<SchedulerNode>,
         self_exe: PathBuf,
         on_new_games: NewGamesHook,
+        health: HealthBoard,
+        pressure: PressureGate,
     ) -> Self {
         let jobs = Arc::new(config.jobs.clone());
         let tracker = JobTracker::new(TrackerLimits::from(&config.jobs));
@@ -280,6 +363,15 @@ impl SchedulerActor {
             origins: HashMap::new(),
             plans: 0,
             next_job: 0,
+            counts_loaded: false,
+            availability: NodeAvailability::new(config.node_availability.clone()),
+            recent: RecentAttempts::default(),
+            weights: config.policy.priority.weights,
+            weights_from: None,
+            health,
+            pressure,
+            paused_seen: false,
+            recheck_pending: false,
             tasks: HashMap::new(),
             cancel: Arc::new(Notify::new()),
             on_new_games,
@@ -307,21 +399,27 @@ impl SchedulerActor {
         self
     }
 
-    fn plan_input(&self, now: Instant) -> PlanInput {
+    fn plan_input(&self, wall_now: SystemTime) -> PlanInput {
         let configs = self
             .progress
             .iter()
             .map(|(key, p)| ConfigInput {
                 cluster_game_count: p.games,
-                staleness_hours: p
-                    .last_selfplay
-                    .map(|t| now.saturating_duration_since(t).as_secs_f64() / 3600.0),
+                staleness_hours: p.last_selfplay.map(|t| {
+                    wall_now
+                        .duration_since(t)
+                        .unwrap_or(Duration::ZERO)
+                        .as_secs_f64()
+                        / 3600.0
+                }),
                 ..ConfigInput::neutral(*key, p.games)
             })
             .collect();
+        let now = Instant::now();
         let nodes = self
             .nodes
             .iter()
+            .filter(|n| !self.availability.is_out(&n.name, now))
             .map(|n| {
                 let target = self.tracker.target(&n.name).max(1) as f64;
                 PlanNodeState {
@@ -345,34 +443,67 @@ impl SchedulerActor {
             memory_constrained: false,
             backpressure_paused: false,
             spawn_rate_multiplier: None,
-            weights: self.config.policy.priority.weights,
+            weights: self.weights,
         }
     }
 
     /// Replaces the plan when [`replan_due`] says so, then fills every node's free slots and starts what may start.
+    /// Nothing is planned before the counts are loaded (the first plan follows [`CountsLoaded`]).
     fn step(&mut self, ctx: &mut Ctx<'_, Self>, on_timer: bool) {
+        self.step_with(ctx, on_timer, None);
+    }
+
+    /// [`Self::step`], replanning for `force` whatever [`replan_due`] says.
+    fn step_with(&mut self, ctx: &mut Ctx<'_, Self>, on_timer: bool, force: Option<ReplanReason>) {
         if !self.role.plans() {
             // A worker makes no plan: it only starts what the planner handed it as room frees up.
             self.launch_ready(ctx);
             return;
         }
         let now = Instant::now();
+        if !self.counts_loaded {
+            self.launch_ready(ctx);
+            return;
+        }
         let free = self.nodes_with_free_slots();
-        let due = replan_due(&ReplanCheck {
-            progress: self.current.as_ref().map(|c| &c.progress),
-            plan_age: self
-                .current
-                .as_ref()
-                .map_or(Duration::ZERO, |c| now.saturating_duration_since(c.made)),
-            interval: self.config.interval,
-            on_timer,
-            nodes_with_free_slots: &free,
+        let due = force.or_else(|| {
+            replan_due(&ReplanCheck {
+                progress: self.current.as_ref().map(|c| &c.progress),
+                plan_age: self
+                    .current
+                    .as_ref()
+                    .map_or(Duration::ZERO, |c| now.saturating_duration_since(c.made)),
+                interval: self.config.interval,
+                on_timer,
+                nodes_with_free_slots: &free,
+            })
         });
         if let Some(reason) = due {
             self.replan(reason, now);
         }
         self.fill_slots(now);
         self.launch_ready(ctx);
+    }
+
+    /// Writes the per-config counts to the state file (a failure is a warning: the counts live on in memory).
+    fn save_counts(&self) {
+        let state = SchedulerState {
+            version: history::STATE_VERSION,
+            configs: self
+                .progress
+                .iter()
+                .map(|(k, p)| {
+                    let h = ConfigHistory {
+                        games: p.games,
+                        last_selfplay_unix_ms: p.last_selfplay.map(history::unix_ms),
+                    };
+                    (*k, h)
+                })
+                .collect(),
+        };
+        if let Err(error) = history::save(&self.config.state_file, &state) {
+            tracing::warn!(%error, "game counts not saved; they are kept in memory and saved after the next job");
+        }
     }
 
     fn free_slots(&self, node: &str) -> u32 {
@@ -382,9 +513,10 @@ impl SchedulerActor {
     }
 
     fn nodes_with_free_slots(&self) -> Vec<String> {
+        let now = Instant::now();
         self.nodes
             .iter()
-            .filter(|n| self.free_slots(&n.name) > 0)
+            .filter(|n| !self.availability.is_out(&n.name, now) && self.free_slots(&n.name) > 0)
             .map(|n| n.name.clone())
             .collect()
     }
@@ -393,7 +525,7 @@ impl SchedulerActor {
         let correlation = CorrelationId::new();
         let span = tracing::info_span!("plan", correlation_id = correlation.hex().as_str());
         let _entered = span.enter();
-        let output = plan_input(&self.plan_input(now), &self.config.policy);
+        let output = plan_input(&self.plan_input(SystemTime::now()), &self.config.policy);
         self.plans += 1;
         let progress = PlanProgress::from_plan(self.plans, &output);
         if let Some(old) = &self.current {
@@ -425,11 +557,16 @@ impl SchedulerActor {
         self.previous = self.current.replace(next);
     }
 
-    /// Makes the jobs that bring every node up to its target concurrency (within the current plan).
+    /// Makes the jobs that bring every node up to its target concurrency (within the current plan); none while the
+    /// pressure gate is closed.
     fn fill_slots(&mut self, now: Instant) {
+        if self.pressure.is_paused() {
+            return;
+        }
         let slots: Vec<NodeSlots> = self
             .nodes
             .iter()
+            .filter(|n| !self.availability.is_out(&n.name, now))
             .map(|n| NodeSlots {
                 node: n.name.clone(),
                 free: self.free_slots(&n.name),
@@ -469,6 +606,41 @@ impl SchedulerActor {
                 }
             }
         }
+    }
+
+    /// Logs one line for an availability change; a node that went out loses its queued jobs (their games go back
+    /// to the plan) and a review is timed for the end of its out period. Returns true when the plan should change.
+    fn availability_changed(&mut self, change: Change, ctx: &mut Ctx<'_, Self>) -> bool {
+        match change {
+            Change::WentOut {
+                node,
+                out_for,
+                outages,
+            } => {
+                let dropped = self.drop_queued_on(&node);
+                tracing::warn!(%node, failures = self.config.node_availability.failures, outages, out_for = %humantime::format_duration(out_for), dropped_jobs = dropped,
+                    "node out of the plan after failed jobs; its queued jobs are dropped and its games replanned; back on trial after out_for");
+                ctx.send_later(out_for + Duration::from_millis(10), ReviewNodes);
+            }
+            Change::OnTrial { node } => {
+                tracing::info!(%node, "node back in the plan on trial; its next job decides");
+            }
+            Change::Back { node } => {
+                tracing::info!(%node, "node available again after a job succeeded");
+            }
+        }
+        true
+    }
+
+    /// Drops the queued jobs of `node` (retries waiting included), giving their games back to their plans.
+    fn drop_queued_on(&mut self, node: &str) -> usize {
+        let dropped = self.tracker.cancel_queued_on(node);
+        for spec in &dropped {
+            if let Some(origin) = self.origins.remove(&spec.id) {
+                self.count_in_plan(origin, spec, JobEnd::Returned);
+            }
+        }
+        dropped.len()
     }
 
     /// Counts a plan job's end in the plan that made it (current or previous).
@@ -513,6 +685,55 @@ impl SchedulerActor {
         }
     }
 
+    /// Recomputes the dynamic weights from the cluster state: the share of available nodes running no job, and the
+    /// configs' Elos (the fallback Elo: no Elo reaches this daemon yet). No training queue reaches it either (0).
+    fn refresh_weights(&mut self) {
+        let now = Instant::now();
+        let available: Vec<&SchedulerNode> = self
+            .nodes
+            .iter()
+            .filter(|n| !self.availability.is_out(&n.name, now))
+            .collect();
+        let idle = available
+            .iter()
+            .filter(|n| self.tracker.running_on(&n.name) == 0)
+            .count();
+        let load = ClusterLoad {
+            idle_gpu_fraction: idle as f64 / available.len().max(1) as f64,
+            training_queue_depth: 0,
+        };
+        let p = &self.config.policy.priority;
+        let elos = vec![p.elo.fallback_elo; self.progress.len()];
+        let signals = cluster_signals(load, &elos, p.elo.target_elo);
+        self.weights = dynamic_weights(&p.weights, &signals, &self.config.policy.dynamic_weights);
+        self.weights_from = Some((SystemTime::now(), signals));
+        tracing::debug!(
+            idle_gpu_fraction = signals.idle_gpu_fraction,
+            staleness = self.weights.staleness,
+            "priority weights recomputed"
+        );
+    }
+
+    /// Sets the `jobs` check on the health board.
+    fn publish_health(&self) {
+        let now = Instant::now();
+        let out: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| self.availability.is_out(&n.name, now))
+            .map(|n| n.name.clone())
+            .collect();
+        self.health.set(
+            CHECK_NAME,
+            jobs_check(&self.recent, &out, &self.config.jobs_health),
+        );
+    }
+
+    fn availability_snapshot(&self) -> BTreeMap<String, NodeAvailabilitySnapshot> {
+        let names: Vec<String> = self.nodes.iter().map(|n| n.name.clone()).collect();
+        self.availability.snapshot(&names, Instant::now())
+    }
+
     fn progress_report(&self, plan: &CurrentPlan) -> PlanProgressReport {
         let (planned, played) = plan.progress.totals();
         PlanProgressReport {
@@ -541,6 +762,24 @@ impl SchedulerActor {
     /// Starts every job whose node has room, each as a task whose outcome comes back as `JobFinished`.
     fn launch_ready(&mut self, ctx: &mut Ctx<'_, Self>) {
         let now = Instant::now();
+        if self.pressure.is_paused() {
+            if !self.paused_seen {
+                self.paused_seen = true;
+                let reason = self.pressure.reason().unwrap_or_default();
+                tracing::warn!(%reason, running = self.tasks.len(), "pressure gate closed: no new selfplay job starts until it opens; running jobs continue");
+            }
+            if !self.recheck_pending {
+                self.recheck_pending = true;
+                ctx.send_later(self.config.pressure_recheck, RecheckPressure);
+            }
+            return;
+        }
+        if self.paused_seen {
+            self.paused_seen = false;
+            tracing::info!("pressure gate open again: selfplay jobs start");
+            // Jobs were not made while it was closed: fill the slots now.
+            self.fill_slots(now);
+        }
         for launch in self.tracker.start_ready(now) {
             let spec = launch.spec;
             let Some(placement) = self.placement(&spec.node) else {
@@ -597,7 +836,8 @@ impl SchedulerActor {
             );
             self.tasks.insert(id, actix_rt::spawn(task));
         }
-        if let Some(at) = self.tracker.next_retry_at() {
+        // Only a backoff still running needs a timer; jobs waiting for room start when a job ends.
+        if let Some(at) = self.tracker.next_retry_at().filter(|at| *at > now) {
             ctx.send_later(
                 at.saturating_duration_since(now) + Duration::from_millis(10),
                 LaunchDue,
@@ -617,11 +857,38 @@ impl Drop for SchedulerActor {
 
 impl Behavior for SchedulerActor {
     fn started(&mut self, ctx: &mut Ctx<'_, Self>) {
+        self.publish_health();
         for node in &self.nodes {
             tracing::debug!(node = %node.name, target = self.tracker.target(&node.name), "job target");
         }
-        ctx.send_later(Duration::from_millis(200), Replan);
+        // Count what is already there before the first plan (blocking file reads, off this thread).
+        let state_file = self.config.state_file.clone();
+        let games_root = self.config.jobs.output_dir.clone();
+        ctx.spawn(async move {
+            let scan = tokio::task::spawn_blocking(move || {
+                let (state, state_error) = match history::load(&state_file) {
+                    Ok(state) => (state, None),
+                    Err(e) => (None, Some(e.to_string())),
+                };
+                let scan = history::scan_games_root(&games_root);
+                CountsLoaded {
+                    configs: history::merge(state.as_ref(), &scan.games),
+                    files: scan.files,
+                    unreadable: scan.unreadable,
+                    state_error,
+                }
+            });
+            scan.await.unwrap_or_else(|e| CountsLoaded {
+                configs: BTreeMap::new(),
+                files: 0,
+                unreadable: Vec::new(),
+                state_error: Some(format!("counting the games on disk failed: {e}")),
+            })
+        });
         ctx.every(self.config.interval, || Replan);
+        ctx.every(self.config.policy.dynamic_weights.interval, || {
+            RefreshWeights
+        });
     }
 
     /// Graceful stop: running jobs get SIGTERM, then SIGKILL after the grace period; waits for them.
@@ -647,6 +914,43 @@ impl Handles<Replan> for SchedulerActor {
     fn handle(&mut self, _msg: &Replan, ctx: &mut Ctx<'_, Self>) -> Result<(), HandlerError> {
         self.step(ctx, true);
         ctx.progress();
+        Ok(())
+    }
+}
+
+impl Handles<RefreshWeights> for SchedulerActor {
+    fn handle(
+        &mut self,
+        _msg: &RefreshWeights,
+        ctx: &mut Ctx<'_, Self>,
+    ) -> Result<(), HandlerError> {
+        self.refresh_weights();
+        ctx.progress();
+        Ok(())
+    }
+}
+
+impl Handles<ReviewNodes> for SchedulerActor {
+    fn handle(&mut self, _msg: &ReviewNodes, ctx: &mut Ctx<'_, Self>) -> Result<(), HandlerError> {
+        let changes = self.availability.review(Instant::now());
+        let replan = !changes.is_empty();
+        for change in changes {
+            self.availability_changed(change, ctx);
+        }
+        self.publish_health();
+        self.step_with(ctx, false, replan.then_some(ReplanReason::NodesChanged));
+        Ok(())
+    }
+}
+
+impl Handles<RecheckPressure> for SchedulerActor {
+    fn handle(
+        &mut self,
+        _msg: &RecheckPressure,
+        ctx: &mut Ctx<'_, Self>,
+    ) -> Result<(), HandlerError> {
+        self.recheck_pending = false;
+        self.launch_ready(ctx);
         Ok(())
     }
 }
@@ -695,6 +999,32 @@ impl Handles<JobFinished> for SchedulerActor {
         let now = Instant::now();
         let origin = self.origins.get(&outcome.job_id).copied();
         let decision = self.tracker.finish(outcome, now);
+        let change = match &outcome.status {
+            JobStatus::Succeeded { .. } => self.availability.job_succeeded(&outcome.node, now),
+            JobStatus::Failed { .. } | JobStatus::TimedOut { .. } => {
+                self.availability.job_failed(&outcome.node, now)
+            }
+            JobStatus::Cancelled => None,
+        };
+        let node_out = self.availability.is_out(&outcome.node, now);
+        let failure = match &outcome.status {
+            JobStatus::Succeeded { .. } => Some(None),
+            JobStatus::Failed { reason, .. } => Some(Some(reason.clone())),
+            JobStatus::TimedOut { after, .. } => Some(Some(format!(
+                "timed out after {}",
+                humantime::format_duration(*after)
+            ))),
+            JobStatus::Cancelled => None,
+        };
+        if let Some(failure) = failure {
+            self.recent.push(
+                AttemptEnd {
+                    node: outcome.node.clone(),
+                    failure,
+                },
+                self.config.jobs_health.window,
+            );
+        }
         let end = match &decision {
             Ok(Decision::Succeeded {
                 spec,
@@ -722,7 +1052,8 @@ impl Handles<JobFinished> for SchedulerActor {
                 if let Ok(key) = spec.config_key.parse::<ConfigKey>() {
                     let p = self.progress.entry(key).or_default();
                     p.games += games_written;
-                    p.last_selfplay = Some(now);
+                    p.last_selfplay = Some(SystemTime::now());
+                    self.save_counts();
                 }
                 (self.on_new_games)(NewGames {
                     config: spec.config_key.clone(),
@@ -743,15 +1074,15 @@ impl Handles<JobFinished> for SchedulerActor {
                 last,
             }) => {
                 let error = format!("job failed {attempts} times; last: {last:?}");
-                match self.replays.remove(&spec.id) {
-                    Some(letter) => {
-                        tracing::error!(job = %spec.id, %error, letter, "replayed selfplay job gave up; its dead letter counts one more failed replay");
-                        ctx.replay_outcome(letter, Err(error));
-                    }
-                    None => {
-                        tracing::error!(job = %spec.id, %error, "selfplay job gave up; stored as a dead letter (replay re-runs it)");
-                        ctx.dead_letter(&RunJob { spec }, &error);
-                    }
+                if let Some(letter) = self.replays.remove(&spec.id) {
+                    tracing::error!(job = %spec.id, %error, letter, "replayed selfplay job gave up; its dead letter counts one more failed replay");
+                    ctx.replay_outcome(letter, Err(error));
+                } else if node_out {
+                    // One warning for the node (below), not a dead letter per job: its games are replanned.
+                    tracing::info!(job = %spec.id, node = %spec.node, attempts, "selfplay job gave up on a node out of the plan; its games are replanned");
+                } else {
+                    tracing::error!(job = %spec.id, %error, "selfplay job gave up; stored as a dead letter (replay re-runs it)");
+                    ctx.dead_letter(&RunJob { spec }, &error);
                 }
             }
             Ok(Decision::Cancelled { spec }) => {
@@ -763,7 +1094,18 @@ impl Handles<JobFinished> for SchedulerActor {
                 tracing::warn!(error = %e, "job outcome does not match the job table; ignored")
             }
         }
-        self.step(ctx, false);
+        let replan = match change {
+            Some(change) => self.availability_changed(change, ctx),
+            None => {
+                if node_out {
+                    // A retry of a job that ran while the node went out.
+                    self.drop_queued_on(&outcome.node);
+                }
+                false
+            }
+        };
+        self.publish_health();
+        self.step_with(ctx, false, replan.then_some(ReplanReason::NodesChanged));
         ctx.progress();
         Ok(())
     }
@@ -791,6 +1133,35 @@ impl Handles<NewGamesAvailable> for SchedulerActor {
         _ctx: &mut Ctx<'_, Self>,
     ) -> Result<(), HandlerError> {
         self.progress.entry(msg.config).or_default().games += msg.games;
+        self.save_counts();
+        Ok(())
+    }
+}
+
+impl Handles<CountsLoaded> for SchedulerActor {
+    fn handle(&mut self, msg: &CountsLoaded, ctx: &mut Ctx<'_, Self>) -> Result<(), HandlerError> {
+        if let Some(error) = &msg.state_error {
+            tracing::warn!(%error, "scheduler state file not used; counts start from the games on disk");
+        }
+        for line in &msg.unreadable {
+            tracing::warn!(problem = %line, "games file not counted; it counts 0 games");
+        }
+        for (config, h) in &msg.configs {
+            let p = self.progress.entry(*config).or_default();
+            p.games = p.games.max(h.games);
+            p.last_selfplay = p.last_selfplay.max(h.last_selfplay());
+        }
+        let total: u64 = self.progress.values().map(|p| p.games).sum();
+        tracing::info!(
+            games = total,
+            files = msg.files,
+            unreadable = msg.unreadable.len(),
+            "game counts loaded"
+        );
+        self.counts_loaded = true;
+        self.save_counts();
+        self.refresh_weights();
+        self.step(ctx, false);
         Ok(())
     }
 }
@@ -813,6 +1184,12 @@ impl Handles<GetPlan> for SchedulerActor {
                 .map(|(k, p)| (k.to_string(), p.games))
                 .collect(),
             plan: self.current.as_ref().map(|c| c.output.clone()),
+            nodes: self.availability_snapshot(),
+            weights: self.weights,
+            weights_from: self.weights_from.map(|(at, cluster)| WeightsSource {
+                at: humantime::format_rfc3339_millis(at).to_string(),
+                cluster,
+            }),
         })
     }
 }
@@ -830,6 +1207,8 @@ impl Handles<SchedulerStatus> for SchedulerActor {
             queued: table.queued.len(),
             plan_progress: self.current.as_ref().map(|c| self.progress_report(c)),
             cluster: self.role_report(Instant::now()),
+            nodes: self.availability_snapshot(),
+            paused: self.pressure.reason(),
         })
     }
 }
@@ -844,6 +1223,147 @@ impl Handles<GetJobs> for SchedulerActor {
             table: self.tracker.snapshot(Instant::now()),
             plan_progress: self.current.as_ref().map(|c| self.progress_report(c)),
             previous_plan_progress: self.previous.as_ref().map(|c| self.progress_report(c)),
+            paused: self.pressure.reason(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{start_unsupervised, ChildOptions, DeadLetterSink, HealthStatus};
+
+    /// A scheduler on one local node whose job command writes `{games}` JSON lines to `{output}` after a short
+    /// sleep, with its files under `dir`.
+    const WRITES_GAMES: &[&str] = &[
+        "sh",
+        "-c",
+        r#"sleep 0.3; mkdir -p "$(dirname "$1")"; i=0; while [ $i -lt "$2" ]; do echo '{{}}'; i=$((i+1)); done > "$1""#,
+        "job",
+        "{output}",
+        "{games}",
+    ];
+
+    fn scheduler(
+        dir: &std::path::Path,
+        health: HealthBoard,
+        gate: PressureGate,
+        command: &[&str],
+    ) -> SchedulerActor {
+        let mut config = SchedulerConfig {
+            interval: Duration::from_secs(1),
+            max_games_per_job: 50,
+            state_file: dir.join("state/scheduler.json"),
+            pressure_recheck: Duration::from_millis(50),
+            configs: vec!["hex8_2p".parse().unwrap()],
+            ..SchedulerConfig::default()
+        };
+        config.jobs.output_dir = dir.join("games");
+        config.jobs.logs_dir = dir.join("logs");
+        config.jobs.command = command.iter().map(|s| s.to_string()).collect();
+        let node = SchedulerNode {
+            name: "local".into(),
+            gpu: "unknown".into(),
+            gpu_memory_gb: None,
+            ephemeral: false,
+            ssh: None,
+            local: true,
+        };
+        SchedulerActor::new(
+            config,
+            vec![node],
+            PathBuf::from("unused"),
+            Arc::new(|_| {}),
+            health,
+            gate,
+        )
+    }
+
+    async fn jobs_until(
+        actor: &crate::runtime::ActorRef<SchedulerActor>,
+        what: &str,
+        cond: impl Fn(&JobsReport) -> bool,
+    ) -> JobsReport {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let report = actor
+                .ask(GetJobs, Duration::from_secs(5))
+                .await
+                .expect("GetJobs");
+            if cond(&report) {
+                return report;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_closed_pressure_gate_starts_no_job_and_running_jobs_continue() {
+        let dir = tempfile::tempdir().unwrap();
+        let health = HealthBoard::new();
+        let gate = PressureGate::new();
+        let sink = DeadLetterSink::new();
+        let (root, board, g) = (dir.path().to_path_buf(), health.clone(), gate.clone());
+        let actor = start_unsupervised("scheduler", ChildOptions::default(), &sink, move || {
+            scheduler(&root, board.clone(), g.clone(), WRITES_GAMES)
+        });
+        // Two jobs running (the default target), then the gate closes: they finish, nothing new starts.
+        jobs_until(&actor, "two running jobs", |r| r.table.running.len() == 2).await;
+        gate.pause("disk /data at 96% (critical 95%)");
+        let paused = jobs_until(&actor, "the running jobs to finish", |r| {
+            r.table.running.is_empty() && r.table.history.len() == 2
+        })
+        .await;
+        assert_eq!(
+            paused.paused.as_deref(),
+            Some("disk /data at 96% (critical 95%)")
+        );
+        assert!(paused.table.history.iter().all(|j| j.status.is_success()));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let still = actor.ask(GetJobs, Duration::from_secs(5)).await.unwrap();
+        assert!(still.table.running.is_empty(), "no job starts while paused");
+        assert_eq!(still.table.history.len(), 2);
+        let summary = actor
+            .ask(SchedulerStatus, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(summary.paused.is_some());
+        // Open again: jobs start within a recheck.
+        gate.resume();
+        let resumed = jobs_until(&actor, "jobs after the gate opened", |r| {
+            !r.table.running.is_empty() || r.table.history.len() > 2
+        })
+        .await;
+        assert_eq!(resumed.paused, None);
+        let check = health.get(CHECK_NAME).expect("jobs check published");
+        assert_eq!(check.status, HealthStatus::Ok, "{check:?}");
+        assert!(check.detail.contains("succeeded"), "{check:?}");
+    }
+
+    #[actix_rt::test]
+    async fn failing_jobs_turn_the_jobs_check_degraded_with_a_detail() {
+        let dir = tempfile::tempdir().unwrap();
+        let health = HealthBoard::new();
+        let sink = DeadLetterSink::new();
+        let (root, board) = (dir.path().to_path_buf(), health.clone());
+        let actor = start_unsupervised("scheduler", ChildOptions::default(), &sink, move || {
+            let fails = ["sh", "-c", "echo broken >&2; exit 3"];
+            scheduler(&root, board.clone(), PressureGate::new(), &fails)
+        });
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let check = loop {
+            if let Some(check) = health.get(CHECK_NAME) {
+                if check.status != HealthStatus::Ok {
+                    break check;
+                }
+            }
+            assert!(Instant::now() < deadline, "jobs check stayed ok");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(check.status, HealthStatus::Degraded);
+        assert!(check.detail.contains("job attempts failed"), "{check:?}");
+        assert!(check.detail.contains("exited"), "{check:?}");
+        drop(actor);
     }
 }

@@ -594,6 +594,10 @@ impl Default for WeightBounds {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DynamicWeightPolicy {
+    /// How often the scheduler recomputes the weights from the cluster state (`coordinator plan` uses the static
+    /// `priority.weights` unless its state has `dynamic_weights`).
+    #[serde(with = "humantime_serde")]
+    pub interval: std::time::Duration,
     /// Clamp bounds.
     pub bounds: WeightBounds,
     /// Idle-GPU fraction above which GPUs count as very idle.
@@ -629,6 +633,7 @@ pub struct DynamicWeightPolicy {
 impl Default for DynamicWeightPolicy {
     fn default() -> Self {
         DynamicWeightPolicy {
+            interval: std::time::Duration::from_secs(60),
             bounds: WeightBounds::default(),
             idle_high: 0.5,
             idle_low: 0.1,

@@ -21,6 +21,7 @@ use super::config::{NodeCapScope, PriorityWeights, SchedulerPolicyConfig};
 use super::priority::{
     elo_uncertainty, normalised_curriculum_weights, priority_score, PrioritySignals,
 };
+use super::weights::{cluster_signals, dynamic_weights, ClusterLoad};
 
 /// The plan state (input of `coordinator plan`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -50,6 +51,10 @@ pub struct PlanState {
     /// Spawn rate multiplier; below 1 scales games per config down (default 1.0).
     #[serde(default)]
     pub spawn_rate_multiplier: Option<f64>,
+    /// Ask for dynamic weights following this cluster load (and the configs' Elos); absent: the static
+    /// `scheduler.policy.priority.weights`.
+    #[serde(default)]
+    pub dynamic_weights: Option<ClusterLoad>,
 }
 
 /// One config of the plan state.
@@ -286,6 +291,14 @@ fn validate(state: &PlanState) -> Result<(), PlanInputError> {
     if let Some(health) = state.cluster_health {
         check_range("cluster_health".into(), health, 0.0, 1.0)?;
     }
+    if let Some(load) = state.dynamic_weights {
+        check_range(
+            "dynamic_weights.idle_gpu_fraction".into(),
+            load.idle_gpu_fraction,
+            0.0,
+            1.0,
+        )?;
+    }
     if let Some(m) = state.spawn_rate_multiplier {
         check_non_negative("spawn_rate_multiplier".into(), m)?;
     }
@@ -472,7 +485,8 @@ pub struct PlanInput {
 }
 
 impl PlanState {
-    /// The domain input of this (validated) state, with the policy's static weights.
+    /// The domain input of this (validated) state: the policy's static weights, or dynamic ones when the state
+    /// has `dynamic_weights`.
     pub fn to_input(&self, policy: &SchedulerPolicyConfig) -> PlanInput {
         PlanInput {
             games_per_config: self.games_per_config,
@@ -483,7 +497,19 @@ impl PlanState {
             memory_constrained: self.memory_constrained,
             backpressure_paused: self.backpressure_paused,
             spawn_rate_multiplier: self.spawn_rate_multiplier,
-            weights: policy.priority.weights,
+            weights: match self.dynamic_weights {
+                None => policy.priority.weights,
+                Some(load) => {
+                    let p = &policy.priority;
+                    let elos: Vec<f64> = self
+                        .configs
+                        .iter()
+                        .map(|c| c.elo.unwrap_or(p.elo.fallback_elo))
+                        .collect();
+                    let signals = cluster_signals(load, &elos, p.elo.target_elo);
+                    dynamic_weights(&p.weights, &signals, &policy.dynamic_weights)
+                }
+            },
         }
     }
 }
@@ -928,6 +954,37 @@ mod tests {
             score(&banded, &first) - score(&flat, &first),
             0.008 * 0.10 * multiplier,
         );
+    }
+
+    #[test]
+    fn static_weights_unless_the_state_asks_for_dynamic_ones() {
+        let config = json!({"config": "hex8_2p", "game_count": 10000, "cluster_game_count": 20000,
+                            "elo": 1700.0, "staleness_hours": 4.0, "diversity": 1.0});
+        let fixed = run(json!({"configs": [config]}));
+        let busy = run(json!({"configs": [config], "dynamic_weights": {"idle_gpu_fraction": 0.0}}));
+        let idle = run(json!({"configs": [config], "dynamic_weights": {"idle_gpu_fraction": 0.6}}));
+        // Staleness is the only live term besides deficit/VOI: 0.30 static, 0.21 busy, 0.45 idle (scenario 6);
+        // idle also raises the deficit weight to 0.15 (x1.4 = 0.14, clamped up) and diversity (unused here).
+        let m = 0.85 * 1.6 * 12.0;
+        // Uncertainty from 10000 games: max(30, 300 / 100) = 30.
+        let voi = 0.4 * 0.1 + 0.3 * 0.6 + 0.3 * 0.03;
+        let rel = |a: f64, b: f64| assert!(((a - b) / b).abs() < 1e-9, "{a} vs {b}");
+        rel(
+            fixed.priorities[0].score,
+            (0.30 + 0.9 * 0.10 + 0.02 * voi) * m,
+        );
+        rel(
+            busy.priorities[0].score,
+            (0.21 + 0.9 * 0.15 + 0.10 * voi) * m,
+        );
+        rel(
+            idle.priorities[0].score,
+            (0.45 + 0.9 * 0.15 + 0.10 * voi) * m,
+        );
+        assert!(error(r#"{"dynamic_weights": {"idle_gpu_fraction": 2}}"#)
+            .starts_with("dynamic_weights.idle_gpu_fraction: 2 is outside"));
+        assert!(error(r#"{"dynamic_weights": {"idle": 1}}"#)
+            .starts_with("dynamic_weights.idle: unknown field"));
     }
 
     #[test]
