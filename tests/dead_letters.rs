@@ -155,6 +155,20 @@ impl Drop for Tmpfs {
     }
 }
 
+/// A temp dir with a 2 MiB tmpfs at `mnt` holding the store `mnt/dl.db`, and its `dead_letters` section (a
+/// 256 KiB spill plus `settings`, YAML lines indented by two).
+fn store_on_tmpfs(settings: &str) -> (tempfile::TempDir, Tmpfs, PathBuf, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("mnt");
+    let tmpfs = Tmpfs::mount(&mnt, "2m");
+    let db = mnt.join("dl.db");
+    let section = format!(
+        "dead_letters:\n  path: {}\n  spill_max_bytes: 256KiB\n  {settings}\n",
+        db.display()
+    );
+    (dir, tmpfs, mnt, section)
+}
+
 /// Fills the filesystem of `path` until a write fails (ENOSPC).
 fn fill_disk(path: &Path) {
     use std::io::Write;
@@ -170,13 +184,8 @@ fn fill_disk(path: &Path) {
 
 #[test]
 fn a_full_disk_spills_letters_without_a_loop_and_moves_them_into_the_store_when_space_returns() {
-    let dir = tempfile::tempdir().unwrap();
-    let mnt = dir.path().join("mnt");
-    let _tmpfs = Tmpfs::mount(&mnt, "2m");
-    let db = mnt.join("dl.db");
-    let section = format!(
-        "dead_letters:\n  path: {}\n  spill_max_bytes: 256KiB\n  maintenance_every: 300ms\n  store_retry_base: 100ms\n  store_retry_max: 400ms\n  store_max_failures: 100000\n",
-        db.display()
+    let (dir, _tmpfs, mnt, section) = store_on_tmpfs(
+        "maintenance_every: 300ms\n  store_retry_base: 100ms\n  store_retry_max: 400ms\n  store_max_failures: 100000",
     );
     let daemon = Daemon::start_in(dir, &config_with(&section, ""));
     paced_error_drills(&daemon, "sync", 1);
@@ -525,4 +534,128 @@ fn the_store_state_is_in_status() {
         &daemon,
         || health_check(&daemon)["status"] == "ok",
     );
+}
+
+/// Another process holds the store's write lock longer than the 5 s busy timeout: the letter is spilled as the
+/// original message (never a wrapper) and reaches the store once the lock is gone.
+#[test]
+fn a_store_locked_by_another_process_spills_the_original_letter() {
+    let section = "dead_letters:\n  path: state/dead_letters.db\n  maintenance_every: 300ms\n  store_retry_base: 200ms\n  store_retry_max: 1s\n";
+    // The dead-letter actor waits 5 s on the lock: a long watchdog deadline keeps that from counting as a hang.
+    let config =
+        config_with(section, "").replace("watchdog_deadline: 2s", "watchdog_deadline: 60s");
+    let daemon = Daemon::start(&config);
+    let db = daemon.path().join("state/dead_letters.db");
+    let mut locker = Command::new("sqlite3")
+        .arg(&db)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("sqlite3 is installed (HELPERS.md lists it)");
+    {
+        use std::io::Write;
+        let stdin = locker.stdin.as_mut().unwrap();
+        stdin
+            .write_all(b"BEGIN IMMEDIATE;\nINSERT INTO schema_version (version) VALUES (1);\n")
+            .unwrap();
+        stdin.flush().unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    paced_error_drills(&daemon, "sync", 1);
+    let status = daemon.wait_status(
+        "letter spilled while the store is locked",
+        Duration::from_secs(20),
+        |s| s["dead_letters"]["spilled"].as_u64().unwrap_or(0) >= 1,
+    );
+    assert_eq!(status["dead_letters"]["store"], "failing", "{status}");
+    assert!(
+        status["dead_letters"]["store_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("locked"),
+        "{status}"
+    );
+    assert_eq!(count_spilled(&db, "\"msg\":\"Ping\""), 1);
+    {
+        use std::io::Write;
+        let stdin = locker.stdin.as_mut().unwrap();
+        stdin.write_all(b"ROLLBACK;\n.quit\n").unwrap();
+    }
+    let _ = locker.wait();
+    daemon.wait_status("spill moved into the store", Duration::from_secs(20), |s| {
+        s["dead_letters"]["store"] == "ok" && s["dead_letters"]["spilled"] == 0
+    });
+    let (_, page) = daemon.get("/dead-letters");
+    assert_eq!(page["total"], 1, "{page}");
+    assert_eq!(page["dead_letters"][0]["actor"], "sync");
+    assert_eq!(page["dead_letters"][0]["msg"], "Ping");
+}
+
+/// A store that keeps failing escalates after `store_max_failures`: `/health` fails (503) and the dead-letter actor
+/// is restarted by its supervisor, while the letters stay in the spill file.
+#[test]
+fn a_store_failing_past_its_limit_fails_health_and_restarts_the_actor() {
+    let (dir, _tmpfs, mnt, section) = store_on_tmpfs(
+        "maintenance_every: 200ms\n  store_retry_base: 300ms\n  store_retry_max: 300ms\n  store_max_failures: 2",
+    );
+    let config = config_with(&section, "").replace("max_restarts: 3", "max_restarts: 1000");
+    let daemon = Daemon::start_in(dir, &config);
+    paced_error_drills(&daemon, "sync", 1);
+    fill_disk(&mnt.join("filler"));
+    paced_error_drills(&daemon, "sync", 5);
+    wait_until(
+        "dead_letters check failing",
+        Duration::from_secs(20),
+        &daemon,
+        || health_check(&daemon)["status"] == "failing",
+    );
+    let (code, body) = daemon.try_get("/health").unwrap();
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body["checks"]["dead_letters"]["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("writes in a row"),
+        "{body}"
+    );
+    let status = daemon.wait_status("dead_letters restarted", Duration::from_secs(20), |s| {
+        find_node(&s["tree"], "dead_letters")
+            .is_some_and(|n| n["restarts"].as_u64().unwrap_or(0) >= 1)
+    });
+    assert!(
+        status["dead_letters"]["spilled"].as_u64().unwrap_or(0) >= 1,
+        "{status}"
+    );
+    std::fs::remove_file(mnt.join("filler")).unwrap();
+    wait_until("health ok again", Duration::from_secs(20), &daemon, || {
+        health_check(&daemon)["status"] == "ok"
+    });
+    assert_eq!(daemon.get("/dead-letters").1["total"], 6);
+}
+
+/// The eviction warning is rate-limited like the other dead-letter logs (it was one line per insert).
+#[test]
+fn the_eviction_warning_is_rate_limited() {
+    let section =
+        "dead_letters:\n  path: state/dead_letters.db\n  max_entries: 3\n  log_first: 2\n";
+    let daemon = Daemon::start(&config_with(section, ""));
+    paced_error_drills(&daemon, "sync", 25);
+    wait_until("letters stored", Duration::from_secs(10), &daemon, || {
+        let (_, metrics) =
+            common::request("GET", &format!("{}/metrics", daemon.api), None).unwrap();
+        metrics
+            .as_str()
+            .unwrap_or_default()
+            .contains("coordinator_dead_letters_evicted_total 22")
+    });
+    let warnings = daemon
+        .logs()
+        .matches("dead-letter store full of pending letters")
+        .count();
+    println!("eviction: 22 pending letters evicted, {warnings} warning lines");
+    assert!(
+        (1..=2).contains(&warnings),
+        "{warnings} eviction warnings for 22 evictions (log_first 2)"
+    );
+    assert_eq!(daemon.get("/dead-letters").1["total"], 3);
 }
