@@ -470,6 +470,10 @@ impl DeadLetterActor {
         metrics::runtime()
             .dead_letters_spill_pending
             .set(spilled as i64);
+        let failing = self.shared.store_health().is_failing();
+        metrics::runtime()
+            .dead_letter_store_up
+            .set(if failing { 0 } else { 1 });
         let (failures, past_limit, error) = {
             let store = self.shared.store_health();
             (
