@@ -686,3 +686,35 @@ fn the_eviction_warning_is_rate_limited() {
     );
     assert_eq!(daemon.get("/dead-letters").1["total"], 3);
 }
+
+/// SIGTERM while another actor hangs on a message: that message is a dead letter too (it was dropped).
+#[test]
+fn sigterm_during_an_actor_hang_stores_the_message_it_hung_on() {
+    let config = config_with(DEFAULT_DL_SECTION, "")
+        .replace("watchdog_deadline: 2s", "watchdog_deadline: 60s");
+    let mut daemon = Daemon::start(&config);
+    let (code, _) = daemon.post("/debug/fail/sync?mode=hang");
+    assert_eq!(code, 202);
+    wait_until(
+        "the hang drill fired",
+        Duration::from_secs(10),
+        &daemon,
+        || daemon.logs().contains("fault drill: hang"),
+    );
+    daemon.signal(libc::SIGTERM);
+    let status = daemon.wait_exit(Duration::from_secs(40));
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "log:\n{}",
+        daemon.logs()
+    );
+    let db = daemon.path().join("state/dead_letters.db");
+    let stored = count_rows(
+        &db,
+        "actor = 'sync' AND msg = 'Ping' AND error LIKE '%hang%'",
+    );
+    let spilled = count_spilled(&db, "\"actor\":\"sync\"");
+    println!("actor hang at SIGTERM: stored {stored}, spilled {spilled}");
+    assert_eq!(stored + spilled, 1, "log:\n{}", daemon.logs());
+}
