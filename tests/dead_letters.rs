@@ -718,3 +718,36 @@ fn sigterm_during_an_actor_hang_stores_the_message_it_hung_on() {
     println!("actor hang at SIGTERM: stored {stored}, spilled {spilled}");
     assert_eq!(stored + spilled, 1, "log:\n{}", daemon.logs());
 }
+
+/// Without a daemon, `dead-letters list` says how many letters wait in the spill file.
+#[test]
+fn the_offline_list_mentions_spilled_letters() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    std::fs::write(
+        dir.path().join("state/dead_letters.db.spill.jsonl"),
+        "{\"at_ms\":1,\"actor\":\"sync\",\"msg\":\"Ping\",\"payload\":null,\"error\":\"e\",\"correlation_id\":\"00000000000000aa\",\"retries\":0}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("config.yaml"),
+        config_with(DEFAULT_DL_SECTION, ""),
+    )
+    .unwrap();
+    let mut cmd = common::command(dir.path());
+    cmd.args([
+        "dead-letters",
+        "list",
+        "--config",
+        "config.yaml",
+        "--api",
+        "http://127.0.0.1:1",
+    ]);
+    let out = common::run_with_timeout(cmd, Duration::from_secs(20));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("1 more letters wait in the spill file"),
+        "{stderr}"
+    );
+}
