@@ -203,6 +203,16 @@ fn offline(
     );
     let mut store = DeadLetterStore::open(path, config.dead_letters.max_entries)
         .with_context(|| format!("cannot open the dead-letter store at {}", path.display()))?;
+    let spill = actors::runtime::dead_letters::spill::spill_path_for(path);
+    let spilled = std::fs::read_to_string(&spill)
+        .map(|text| text.lines().filter(|l| !l.trim().is_empty()).count())
+        .unwrap_or(0);
+    if spilled > 0 {
+        eprintln!(
+            "note: {spilled} more letters wait in the spill file {} (the store could not take them); the daemon moves them into the store when it runs",
+            spill.display()
+        );
+    }
     match action {
         DeadLetterAction::List { limit } => {
             let page = store.list(limit, 0, None)?;

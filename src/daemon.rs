@@ -16,7 +16,7 @@ use actors::placeholder::PlaceholderActor;
 use actors::pressure::PressureGate;
 use actors::runtime::dead_letters::{
     DeadLetterActor, DeadLetterShared, DeadLetterStore, DrainDeadLetters, ReplayFinished,
-    StoreError,
+    SpillError, StoreError,
 };
 use actors::runtime::{
     ChildSpec, DeadLetterSink, Directory, HealthBoard, RootExit, SupervisorSpec, WorkerSpec,
@@ -30,10 +30,15 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::api::{self, ApiState};
 use crate::config::Config;
 
-/// The dead-letter store cannot be opened (or a damaged one moved aside): an environment problem, exit code 2.
+/// The dead-letter store (or its spill file) cannot be opened, or a damaged store not moved aside: an environment
+/// problem, exit code 2.
 #[derive(Debug, thiserror::Error)]
-#[error("dead_letters.path: {0}")]
-pub struct StoreUnusable(#[source] pub StoreError);
+pub enum StoreUnusable {
+    #[error("dead_letters.path: {0}")]
+    Store(#[source] StoreError),
+    #[error("dead_letters.path: {0}")]
+    Spill(#[source] SpillError),
+}
 
 /// How the daemon ended.
 pub enum Outcome {
@@ -79,14 +84,10 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
                 tracing::error!(store = %damaged.path.display(), moved_to = %damaged.moved_to.display(), reason = %damaged.reason, salvaged = damaged.salvaged, "dead-letter store was damaged: moved aside and replaced by a fresh store holding the rows still readable; inspect the damaged file");
             }
         }
-        Err(e) => return Err(StoreUnusable(e).into()),
+        Err(e) => return Err(StoreUnusable::Store(e).into()),
     }
-    let dl_shared = DeadLetterShared::new(&config.dead_letters, health.clone()).map_err(|e| {
-        StoreUnusable(StoreError::CreateDir {
-            dir: config.dead_letters.path.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })
-    })?;
+    let dl_shared = DeadLetterShared::new(&config.dead_letters, health.clone())
+        .map_err(StoreUnusable::Spill)?;
 
     let directory_cell: Arc<OnceLock<Directory>> = Arc::new(OnceLock::new());
     let dl_spec = WorkerSpec::<DeadLetterActor>::new("dead_letters", child_options, &sink);
@@ -95,8 +96,8 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
     {
         let waker = dl_ref.clone();
         dl_shared.queue.on_wake(move || {
-            // A full mailbox already holds a wake-up or a maintenance tick that drains the queue.
-            let _ = waker.try_tell_raw(DrainDeadLetters);
+            // Not delivered (mailbox full): the next letter tries again; the maintenance tick drains too.
+            waker.try_tell_raw(DrainDeadLetters).is_ok()
         });
         let reporter = dl_ref.clone();
         sink.install_outcome(move |id, outcome| {

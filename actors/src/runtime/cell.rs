@@ -34,19 +34,10 @@ use super::drill::Drill;
 use super::ids::{self, MessageMeta};
 use super::message::{DeliveryError, Envelope, Message};
 use super::metrics;
+use super::supervisor::ChildEnded;
 
 /// Builds a fresh behavior for each incarnation; `Err` (why it cannot) is a failed start.
 pub type Factory<B> = Arc<dyn Fn() -> Result<B, String> + Send + Sync>;
-
-/// Sent by a child to its supervisor when an incarnation ended.
-#[derive(Debug, actix::Message)]
-#[rtype(result = "()")]
-pub struct ChildEnded {
-    pub index: usize,
-    pub reason: String,
-    /// `false` when the child stopped on its own (normal exit).
-    pub failed: bool,
-}
 
 /// Per-cell settings taken from the child spec.
 #[derive(Debug, Clone, Copy)]

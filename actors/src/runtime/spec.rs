@@ -17,14 +17,14 @@ use tokio::sync::oneshot;
 
 use super::actor_ref::ActorRef;
 use super::behavior::{Behavior, Handles};
-use super::cell::{Cell, CellOptions, ChildEnded, Factory};
+use super::cell::{Cell, CellOptions, Factory};
 use super::child::{ChildKind, ChildShared, Control};
 use super::dead_letter_sink::DeadLetterSink;
 use super::directory::{DirectoryEntry, PingFn, ReplayAck, ReplayFn};
 use super::ids::MessageMeta;
 use super::message::{DeliveryError, Message, Ping};
 use super::restart_policy::RestartType;
-use super::supervisor::{Supervisor, SupervisorCommand};
+use super::supervisor::{ChildEnded, Supervisor, SupervisorCommand};
 use super::tree::TreeShape;
 
 /// Per-child settings.

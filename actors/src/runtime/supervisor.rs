@@ -23,7 +23,6 @@ use actix::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use super::cell::ChildEnded;
 use super::child::{ChildKind, ChildShared, ChildState, Control};
 use super::directory::{Directory, DirectoryEntry};
 use super::restart_policy::{
@@ -63,6 +62,16 @@ impl Default for SupervisorOptions {
 pub enum RootExit {
     /// Restart intensity exceeded somewhere and escalated to the root.
     GaveUp { reason: String },
+}
+
+/// Sent by a child (a cell or a nested supervisor) to its supervisor when an incarnation ended.
+#[derive(Debug, actix::Message)]
+#[rtype(result = "()")]
+pub struct ChildEnded {
+    pub index: usize,
+    pub reason: String,
+    /// `false` when the child stopped on its own (normal exit).
+    pub failed: bool,
 }
 
 /// A supervisor command from its parent (nested supervisors take the same commands as workers).

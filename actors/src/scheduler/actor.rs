@@ -1263,6 +1263,7 @@ mod tests {
         config.jobs.command = command.iter().map(|s| s.to_string()).collect();
         let node = SchedulerNode {
             name: "local".into(),
+            api_url: None,
             gpu: "unknown".into(),
             gpu_memory_gb: None,
             ephemeral: false,

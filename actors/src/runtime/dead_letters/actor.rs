@@ -48,6 +48,9 @@ pub const HEALTH_CHECK: &str = "dead_letters";
 /// Letters taken from the queue per batch (one transaction, one sync).
 const BATCH: usize = 256;
 
+// None of this actor's messages becomes a dead letter when it fails: the failure is the store's state (health
+// check, `/status`), and a letter about a letter (or about a query) is never worth keeping.
+
 /// Wake-up: letters are waiting in the queue.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DrainDeadLetters;
@@ -66,6 +69,7 @@ pub struct ListDeadLetters {
 impl Message for ListDeadLetters {
     type Reply = DeadLetterPage;
     const NAME: &'static str = "ListDeadLetters";
+    const DEAD_LETTER_ON_FAILURE: bool = false;
 }
 
 /// One letter by id.
@@ -76,6 +80,7 @@ pub struct GetDeadLetter {
 impl Message for GetDeadLetter {
     type Reply = Option<DeadLetter>;
     const NAME: &'static str = "GetDeadLetter";
+    const DEAD_LETTER_ON_FAILURE: bool = false;
 }
 
 /// Replays one letter (the API, the CLI and the timed replay all go through this).
@@ -158,6 +163,7 @@ pub struct PurgeDeadLetters {
 impl Message for PurgeDeadLetters {
     type Reply = usize;
     const NAME: &'static str = "PurgeDeadLetters";
+    const DEAD_LETTER_ON_FAILURE: bool = false;
 }
 
 /// Timer tick: drain the queue, move the spill into a working store, replay due letters, purge old ones, expire
@@ -470,6 +476,10 @@ impl DeadLetterActor {
         metrics::runtime()
             .dead_letters_spill_pending
             .set(spilled as i64);
+        let failing = self.shared.store_health().is_failing();
+        metrics::runtime()
+            .dead_letter_store_up
+            .set(if failing { 0 } else { 1 });
         let (failures, past_limit, error) = {
             let store = self.shared.store_health();
             (
@@ -838,6 +848,21 @@ mod tests {
     use super::*;
 
     use crate::runtime::dead_letters::record::sample_letter as letter;
+
+    #[test]
+    fn no_message_of_this_actor_ever_becomes_a_dead_letter() {
+        let flags = [
+            DrainDeadLetters::DEAD_LETTER_ON_FAILURE,
+            ListDeadLetters::DEAD_LETTER_ON_FAILURE,
+            GetDeadLetter::DEAD_LETTER_ON_FAILURE,
+            ReplayDeadLetter::DEAD_LETTER_ON_FAILURE,
+            ReplayAnswered::DEAD_LETTER_ON_FAILURE,
+            ReplayFinished::DEAD_LETTER_ON_FAILURE,
+            PurgeDeadLetters::DEAD_LETTER_ON_FAILURE,
+            DeadLetterMaintenance::DEAD_LETTER_ON_FAILURE,
+        ];
+        assert_eq!(flags, [false; 8]);
+    }
 
     #[test]
     fn letters_in_hand_are_spilled_when_storing_panics() {

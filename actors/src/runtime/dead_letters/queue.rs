@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use super::record::NewDeadLetter;
 
-type WakeFn = Box<dyn Fn() + Send + Sync>;
+/// Wakes the consumer; `false` when the wake-up could not be delivered (the next offer tries again).
+type WakeFn = Box<dyn Fn() -> bool + Send + Sync>;
 
 struct QueueState {
     letters: VecDeque<NewDeadLetter>,
@@ -57,8 +58,9 @@ impl DeadLetterQueue {
         }
     }
 
-    /// How the queue wakes its consumer after a push (once per batch; later calls are ignored).
-    pub fn on_wake(&self, wake: impl Fn() + Send + Sync + 'static) {
+    /// How the queue wakes its consumer after a push (once per batch; later calls are ignored). The function
+    /// answers `false` when it could not deliver the wake-up, and the next offer tries again.
+    pub fn on_wake(&self, wake: impl Fn() -> bool + Send + Sync + 'static) {
         let _ = self.inner.wake.set(Box::new(wake));
     }
 
@@ -76,8 +78,9 @@ impl DeadLetterQueue {
             state.letters.push_back(letter);
         }
         if !self.inner.wake_pending.swap(true, Ordering::AcqRel) {
-            if let Some(wake) = self.inner.wake.get() {
-                wake();
+            let woken = self.inner.wake.get().is_some_and(|wake| wake());
+            if !woken {
+                self.inner.wake_pending.store(false, Ordering::Release);
             }
         }
         Ok(())
@@ -134,15 +137,23 @@ mod tests {
         let queue = DeadLetterQueue::new(10);
         let wakes = Arc::new(AtomicUsize::new(0));
         let counter = wakes.clone();
-        queue.on_wake(move || {
-            counter.fetch_add(1, Ordering::SeqCst);
-        });
-        for n in 0..3 {
+        queue.on_wake(move || counter.fetch_add(1, Ordering::SeqCst) > 0);
+        queue.offer(letter(0)).unwrap();
+        assert_eq!(
+            wakes.load(Ordering::SeqCst),
+            1,
+            "first wake-up not delivered"
+        );
+        for n in 1..3 {
             queue.offer(letter(n)).unwrap();
         }
-        assert_eq!(wakes.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            wakes.load(Ordering::SeqCst),
+            2,
+            "tried again, then delivered once"
+        );
         assert_eq!(queue.take(10).len(), 3);
         queue.offer(letter(9)).unwrap();
-        assert_eq!(wakes.load(Ordering::SeqCst), 2);
+        assert_eq!(wakes.load(Ordering::SeqCst), 3);
     }
 }
