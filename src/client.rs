@@ -60,9 +60,12 @@ fn api_error(status: u16, body: &Value) -> anyhow::Error {
 }
 
 pub fn status(api: Option<String>, json: bool) -> Result<ExitCode> {
-    let base = api.unwrap_or_else(|| config_or_default(Path::new("config.yaml")).api.base_url());
+    // The token (config file or COORDINATOR_API__TOKEN) guards /status too.
+    let config = config_or_default(Path::new("config.yaml"));
+    let token = config.api.token.clone();
+    let base = api.unwrap_or_else(|| config.api.base_url());
     let url = format!("{}/status", base.trim_end_matches('/'));
-    let body = match call("GET", &url, None) {
+    let body = match call("GET", &url, token.as_deref()) {
         Reply::Answered(200, body) => body,
         Reply::Answered(status, body) => return Err(api_error(status, &body)),
         Reply::Unreachable(e) => {
@@ -87,7 +90,7 @@ pub fn status(api: Option<String>, json: bool) -> Result<ExitCode> {
         if let Reply::Answered(200, value) = call(
             "GET",
             &format!("{}/{extra}", base.trim_end_matches('/')),
-            None,
+            token.as_deref(),
         ) {
             println!("\n{extra}:\n{}", serde_json::to_string_pretty(&value)?);
         }

@@ -87,6 +87,8 @@ fn run(
         }
     };
     let config: Config = loaded.config;
+    // Read once; no child process (data server, jobs) may inherit it. Nothing else runs yet.
+    config::secrets::forget_secret_env();
     let format = format.unwrap_or(config.logging.format);
     let level = level.unwrap_or_else(|| config.logging.level.clone());
     if let Err(e) = telemetry::init(format, &level) {
@@ -123,8 +125,8 @@ fn check_config(path: &std::path::Path) -> Result<ExitCode> {
             for warning in &loaded.warnings {
                 eprintln!("warning: {warning}");
             }
-            let yaml =
-                config::to_yaml(&loaded.config).context("cannot print the resolved config")?;
+            let yaml = config::to_yaml(&config::secrets::redacted(&loaded.config))
+                .context("cannot print the resolved config")?;
             let mut out = std::io::stdout().lock();
             writeln!(
                 out,

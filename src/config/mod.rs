@@ -7,6 +7,7 @@
 //! - [`yaml`]: serde_yaml helpers: read one section only, find the line of a field path, clean serde messages.
 //! - [`report`]: the error and warning types and their one-line display.
 //! - [`validate`]: the `Validate` hook sections implement for range checks.
+//! - [`secrets`]: `api.token` redacted in output and removed from the environment children inherit.
 //!
 //! - [`sections`]: the daemon's `Config` (top level and its own sections); actor sections live with their actors.
 
@@ -14,6 +15,7 @@ pub mod env;
 pub mod loader;
 pub mod reference;
 pub mod report;
+pub mod secrets;
 pub mod sections;
 pub mod validate;
 pub mod yaml;

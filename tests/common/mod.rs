@@ -94,6 +94,20 @@ impl Daemon {
     }
 
     pub fn start_in(dir: tempfile::TempDir, config_text: &str) -> Daemon {
+        Self::start_in_with_env(dir, config_text, &[])
+    }
+
+    /// Like [`Daemon::start`], with `env` (e.g. `COORDINATOR_*` overrides) set for the daemon.
+    pub fn start_with_env(config_text: &str, env: &[(&str, &str)]) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in_with_env(dir, config_text, env)
+    }
+
+    pub fn start_in_with_env(
+        dir: tempfile::TempDir,
+        config_text: &str,
+        env: &[(&str, &str)],
+    ) -> Daemon {
         std::fs::write(dir.path().join("config.yaml"), config_text).expect("write config");
         let api = config_text
             .lines()
@@ -107,6 +121,7 @@ impl Daemon {
         let log = dir.path().join("daemon.log");
         let log_file = std::fs::File::create(&log).expect("log file");
         let child = command(dir.path())
+            .envs(env.iter().copied())
             .args(["run", "--config", "config.yaml"])
             .stdout(Stdio::null())
             .stderr(log_file)
