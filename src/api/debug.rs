@@ -1,6 +1,6 @@
 //! Fault drills and probes, served only with `api.debug_endpoints: true` (every `/debug/...` request is 404
 //! otherwise, before its query is even read):
-//! `POST /debug/fail/{actor}?mode=panic|error|hang` arms a drill for the actor's next message (and pings it so it
+//! `POST /debug/fail/{actor}?mode=panic|error|hang|block` arms a drill for the actor's next message (and pings it so it
 //! fires now); `POST /debug/ping/{actor}?count=N` queues N pings (to show queued messages survive a restart).
 
 use actix_web::http::StatusCode;

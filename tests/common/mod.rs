@@ -172,6 +172,15 @@ impl Daemon {
             .unwrap_or_else(|e| panic!("GET {path}: {e}; log:\n{}", self.logs()))
     }
 
+    /// The `/metrics` text.
+    pub fn metrics(&self) -> String {
+        ureq::get(&format!("{}/metrics", self.api))
+            .call()
+            .unwrap_or_else(|e| panic!("GET /metrics: {e}"))
+            .into_string()
+            .expect("metrics text")
+    }
+
     pub fn post(&self, path: &str) -> (u16, serde_json::Value) {
         request("POST", &format!("{}{path}", self.api), None)
             .unwrap_or_else(|e| panic!("POST {path}: {e}"))
