@@ -101,6 +101,8 @@ fn run(
         ))
     })?;
     let config: Config = loaded.config;
+    // Read once; no child process (data server, jobs) may inherit it. Nothing else runs yet.
+    config::secrets::forget_secret_env();
     let format = format.unwrap_or(config.logging.format);
     let level = level.unwrap_or_else(|| config.logging.level.clone());
     init_logging(Some(format), Some(level), "info")?;
@@ -133,7 +135,7 @@ fn check_config(path: &std::path::Path, node: Option<&str>, strict: bool) -> Res
                 ));
             }
             let yaml =
-                config::to_yaml(&loaded.config).context("cannot print the resolved config")?;
+                config::to_yaml(&config::secrets::redacted(&loaded.config)).context("cannot print the resolved config")?;
             crate::client::emit(&format!(
                 "# resolved config from {} (defaults filled, COORDINATOR_* applied)\n{yaml}",
                 loaded.source.display()

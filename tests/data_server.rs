@@ -48,11 +48,7 @@ fn kill_9_of_the_data_server_is_replaced_within_2_seconds() {
         status["data_server"]["restarts"].as_u64().unwrap() >= 1,
         "{status}"
     );
-    let metrics = ureq::get(&format!("{}/metrics", daemon.api))
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap();
+    let metrics = daemon.metrics();
     assert!(
         metrics.contains("coordinator_data_server_up 1"),
         "{metrics}"

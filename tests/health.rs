@@ -153,3 +153,69 @@ fn a_child_backing_off_after_a_panic_makes_health_degraded_then_ok() {
         "{body}"
     );
 }
+
+#[test]
+fn a_block_drill_is_recovered_on_a_fresh_thread_with_its_queue_and_counted() {
+    let mut daemon = Daemon::start(&test_config(free_port(), free_port(), ""));
+    let before = daemon.get("/status").1["actors"]["resources"]["handled"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(daemon.post("/debug/fail/resources?mode=block").0, 202);
+    // Queued behind the blocked handler; the fresh instance must handle every one.
+    let (code, body) = daemon.post("/debug/ping/resources?count=50");
+    assert_eq!(code, 202, "{body}");
+    let blocked = Instant::now();
+    let status = daemon.wait_status(
+        "the 50 queued pings handled by the fresh instance",
+        Duration::from_secs(15),
+        |s| {
+            s["actors"]["resources"]["handled"].as_u64().unwrap_or(0) >= before + 50
+                && find_node(&s["tree"], "resources").is_some_and(|n| n["state"] == "running")
+        },
+    );
+    eprintln!("block drill recovered in {:?}", blocked.elapsed());
+    let node = find_node(&status["tree"], "resources").unwrap();
+    assert_eq!(node["abandoned_threads"], 1, "{node}");
+    assert_eq!(node["restarts"], 1, "{node}");
+    assert!(
+        node["last_failure"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("blocked its thread"),
+        "{node}"
+    );
+    let metrics = daemon.metrics();
+    assert!(
+        metrics.contains("coordinator_abandoned_threads_total{actor=\"resources\"} 1"),
+        "{metrics}"
+    );
+    let (code, health) = daemon.get("/health");
+    assert_eq!(code, 200, "{health}");
+    assert_eq!(health["checks"]["tree.resources"]["status"], "degraded");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_, letters) = daemon.get("/dead-letters");
+        let found = letters["dead_letters"].as_array().is_some_and(|list| {
+            list.iter().any(|l| {
+                l["actor"] == "resources"
+                    && l["error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("fault drill: block"))
+            })
+        });
+        if found {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "blocked message not stored: {letters}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The blocked thread does not hold up a clean shutdown.
+    daemon.signal(libc::SIGTERM);
+    let exit = daemon
+        .wait_exit(Duration::from_secs(20))
+        .expect("exits after SIGTERM");
+    assert_eq!(exit.code(), Some(0), "log:\n{}", daemon.logs());
+}

@@ -8,10 +8,20 @@
 //! - [`terminate`] sends SIGTERM to the group, waits up to the grace period, sends SIGKILL to the group, and reaps the
 //!   child; it reports how the child ended ([`Ended`]).
 //!
+//! - Every owned child also gets a *guard*: a tiny process forked from the daemon (no exec, only async-signal-safe
+//!   calls) that holds the read end of the daemon's lifeline pipe and nothing else. The write end lives in the
+//!   daemon for its whole life and is closed by the kernel when the daemon dies, however it dies (`kill -9`
+//!   included); the guard then SIGKILLs the child's whole process group, grandchildren too (a job's
+//!   `sh -c "sleep 300"` would otherwise survive with parent 1, since the parent-death signal reaches only the
+//!   child). A guard exits by itself once the group is empty, and is reaped at the next spawn.
+//!
 //! Caveat (Linux semantics): the parent-death signal fires when the *thread* that spawned the child exits, not only
 //! the process. Spawn from a long-lived thread (an actix arbiter or runtime worker), never from `spawn_blocking`,
 //! whose threads retire when idle. Grandchildren do not inherit the parent-death signal; they are reached by the
-//! group signals of [`terminate`].
+//! group signals of [`terminate`] and, if the daemon dies, by the guard.
+//!
+//! The second line, outside the daemon: run it under systemd with `KillMode=control-group` (the default), which
+//! kills whatever is left in the service's cgroup when the daemon's main process ends (docs/operations.md).
 //!
 //! It knows nothing of what the child is (data server, selfplay job) nor of restart policy.
 
@@ -105,10 +115,23 @@ impl std::fmt::Display for Ended {
     }
 }
 
-/// Spawn `command` as an owned child: own process group, SIGKILL on parent death, killed on drop.
+/// Spawn `command` as an owned child: own process group, SIGKILL on parent death, killed on drop, and a guard that
+/// kills its whole group if the daemon dies (see the module doc).
 ///
 /// Call it from a long-lived thread (see the module doc).
 pub fn spawn_owned(command: &mut Command) -> Result<Child, ProcessError> {
+    let child = spawn_with_deathsig(command)?;
+    if let Some(pid) = child.id() {
+        guard::reap_finished();
+        if let Err(error) = guard::lifeline().and_then(|read_end| guard::spawn(pid, read_end)) {
+            // The child still has its parent-death signal and the group stops of `terminate`.
+            tracing::warn!(pid, %error, "could not start the guard that kills this child's group if the daemon dies; grandchildren could outlive a kill -9 of the daemon");
+        }
+    }
+    Ok(child)
+}
+
+fn spawn_with_deathsig(command: &mut Command) -> Result<Child, ProcessError> {
     let program = command
         .as_std()
         .get_program()
@@ -223,6 +246,125 @@ pub fn signal_group(pgid: u32, signal: i32) -> Result<(), ProcessError> {
         signal,
         source: error,
     })
+}
+
+/// The guards that kill a child's process group when the daemon dies (see the module doc).
+mod guard {
+    use std::io;
+    use std::os::fd::RawFd;
+    use std::sync::{Mutex, OnceLock};
+
+    /// How often a guard looks whether its group is empty (then it exits).
+    const POLL_MS: libc::c_int = 500;
+    /// Descriptors closed one by one in a guard when `close_range` is not available.
+    const CLOSE_FALLBACK_MAX: libc::c_int = 65_536;
+
+    /// Guards not reaped yet (they exit on their own once their group is empty).
+    static GUARDS: Mutex<Vec<libc::pid_t>> = Mutex::new(Vec::new());
+
+    /// The read end of the daemon's lifeline pipe. The write end is kept open, unused, for the life of the process
+    /// and is close-on-exec, so only the daemon itself holds it: when it dies, every guard reads end-of-file.
+    pub(super) fn lifeline() -> io::Result<RawFd> {
+        static LIFELINE: OnceLock<(RawFd, RawFd)> = OnceLock::new();
+        if let Some((read_end, _)) = LIFELINE.get() {
+            return Ok(*read_end);
+        }
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: pipe2 writes two descriptors into the array it is given.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
+        let (read_end, _) = *LIFELINE.get_or_init(|| (fds[0], fds[1]));
+        if read_end != fds[0] {
+            // Another thread won the race: this pair is not needed.
+            // SAFETY: closing descriptors this function just created.
+            unsafe {
+                libc::close(fds[0]);
+                libc::close(fds[1]);
+            }
+        }
+        Ok(read_end)
+    }
+
+    /// Forks a guard for the process group `pgid` that watches `lifeline` (a pipe's read end); returns its pid.
+    pub(super) fn spawn(pgid: u32, lifeline: RawFd) -> io::Result<libc::pid_t> {
+        let group = libc::pid_t::try_from(pgid)
+            .ok()
+            .filter(|g| *g > 1)
+            .ok_or_else(|| io::Error::other("refusing to guard group <= 1"))?;
+        // SAFETY: the child runs only async-signal-safe calls (see `run`) and never returns into Rust code.
+        let pid = unsafe { libc::fork() };
+        match pid {
+            -1 => Err(io::Error::last_os_error()),
+            0 => unsafe { run(group, lifeline) },
+            pid => {
+                if let Ok(mut guards) = GUARDS.lock() {
+                    guards.push(pid);
+                }
+                Ok(pid)
+            }
+        }
+    }
+
+    /// Reaps guards that have exited, so none lingers as a zombie.
+    pub(super) fn reap_finished() {
+        let Ok(mut guards) = GUARDS.lock() else {
+            return;
+        };
+        guards.retain(|&pid| {
+            // SAFETY: waitpid on our own child; a null status pointer is allowed.
+            let result = unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+            result == 0
+        });
+    }
+
+    /// The guard's whole life, in the forked child: ignore the terminal's and the service manager's polite
+    /// signals, keep only the lifeline (as descriptor 0), then wait. End-of-file on the lifeline (the daemon is
+    /// gone) → SIGKILL the group and exit; the group empty → exit.
+    ///
+    /// # Safety
+    /// Only in the child of `fork`: it calls nothing but async-signal-safe functions, allocates nothing, and ends
+    /// with `_exit`.
+    unsafe fn run(group: libc::pid_t, lifeline: RawFd) -> ! {
+        for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGPIPE] {
+            libc::signal(signal, libc::SIG_IGN);
+        }
+        libc::prctl(
+            libc::PR_SET_NAME,
+            c"coordinator-grd".as_ptr() as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
+        if lifeline != 0 && libc::dup2(lifeline, 0) == -1 {
+            libc::_exit(1);
+        }
+        if libc::syscall(
+            libc::SYS_close_range,
+            1 as libc::c_uint,
+            libc::c_uint::MAX,
+            0,
+        ) != 0
+        {
+            for fd in 1..CLOSE_FALLBACK_MAX {
+                libc::close(fd);
+            }
+        }
+        let mut watch = libc::pollfd {
+            fd: 0,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        loop {
+            if libc::poll(&mut watch, 1, POLL_MS) > 0 {
+                libc::kill(-group, libc::SIGKILL);
+                libc::_exit(0);
+            }
+            if libc::kill(-group, 0) == -1 && *libc::__errno_location() == libc::ESRCH {
+                libc::_exit(0);
+            }
+        }
+    }
 }
 
 /// SIGKILL whatever is left in the group of a reaped leader, logging (not failing) on error.
@@ -372,6 +514,87 @@ mod tests {
     fn refuses_to_signal_group_zero_or_one() {
         assert!(signal_group(0, libc::SIGTERM).is_err());
         assert!(signal_group(1, libc::SIGTERM).is_err());
+    }
+
+    /// The guard: when its lifeline closes (the daemon died), the whole group dies, grandchildren included; and it
+    /// exits by itself once the group is empty.
+    #[tokio::test]
+    async fn a_guard_kills_the_group_when_its_lifeline_closes_and_then_exits() {
+        let mut child = Command::new("sh");
+        child
+            .arg("-c")
+            .arg("sleep 100 & echo $!; wait")
+            .stdout(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = child.spawn().expect("spawn");
+        let grandchild: i32 = first_line(&mut child).await.trim().parse().expect("pid");
+        let pgid = child.id().expect("running");
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: pipe2 fills the array.
+        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+        let guard_pid = guard::spawn(pgid, fds[0]).expect("guard");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !is_dead(grandchild),
+            "the guard waits while the lifeline is open"
+        );
+        // SAFETY: closing the test's own pipe: this is the daemon dying.
+        unsafe {
+            libc::close(fds[1]);
+            libc::close(fds[0]);
+        }
+        wait_until_dead(grandchild).await;
+        let status = tokio::time::timeout(WAIT, child.wait())
+            .await
+            .expect("leader dies")
+            .expect("wait");
+        assert_eq!(
+            Ended::from_status(status),
+            Ended::Signalled {
+                signal: libc::SIGKILL
+            }
+        );
+        let deadline = Instant::now() + WAIT;
+        loop {
+            // SAFETY: waitpid on our own child.
+            let reaped = unsafe { libc::waitpid(guard_pid, std::ptr::null_mut(), libc::WNOHANG) };
+            if reaped == guard_pid {
+                break;
+            }
+            assert!(Instant::now() < deadline, "guard {guard_pid} did not exit");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_guard_exits_by_itself_once_its_group_is_empty() {
+        let mut child = sh("echo ready; read line");
+        child
+            .stdin(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = child.spawn().expect("spawn");
+        first_line(&mut child).await;
+        let guard_pid = guard::spawn(
+            child.id().expect("running"),
+            guard::lifeline().expect("lifeline"),
+        )
+        .expect("guard");
+        drop(child.stdin.take());
+        tokio::time::timeout(WAIT, child.wait())
+            .await
+            .expect("exits")
+            .expect("wait");
+        let deadline = Instant::now() + WAIT;
+        while !is_dead(guard_pid) {
+            assert!(
+                Instant::now() < deadline,
+                "guard {guard_pid} outlived its empty group"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        guard::reap_finished();
     }
 
     /// The parent-death signal: when the spawning thread goes away without stopping the child (handle leaked, so

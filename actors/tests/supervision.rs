@@ -577,3 +577,79 @@ async fn a_factory_that_cannot_build_its_actor_is_a_failed_start_retried_with_ba
     );
     assert!(root.shutdown().await);
 }
+
+/// Which thread handles it (to show a blocked actor comes back on a fresh one).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct WhichThread;
+impl Message for WhichThread {
+    type Reply = String;
+    const NAME: &'static str = "WhichThread";
+}
+impl Handles<WhichThread> for Counter {
+    fn handle(
+        &mut self,
+        _msg: &WhichThread,
+        _ctx: &mut Ctx<'_, Self>,
+    ) -> Result<String, HandlerError> {
+        Ok(format!("{:?}", std::thread::current().id()))
+    }
+}
+
+/// Issue 13 item 10: a handler that really blocks its thread (`block` drill: a sleep that outlasts the test) is
+/// recovered by the watchdog: a fresh instance on a fresh thread, the same reference, every message queued behind
+/// the block handled by the new instance, the blocked one a dead letter, the abandoned thread counted.
+#[actix_rt::test]
+async fn a_handler_blocking_its_thread_is_replaced_on_a_fresh_thread_with_its_queue_handled() {
+    let (sink, letters) = collecting_sink();
+    let options = ChildOptions {
+        watchdog: Some(Duration::from_millis(300)),
+        ..ChildOptions::default()
+    };
+    let worker = WorkerSpec::<Counter>::new("blocks", options, &sink);
+    let blocks = worker.actor_ref();
+    let mut root = SupervisorSpec::new("root", fast_options())
+        .child(worker.factory(Counter::default))
+        .start_root();
+    root.started().await;
+    assert_eq!(blocks.ask(Add(2), ASK).await.unwrap(), 2);
+    let old_thread = blocks.ask(WhichThread, ASK).await.unwrap();
+
+    root.directory.arm_drill("blocks", Drill::Block).unwrap();
+    // Queued behind the blocked handler: the old thread never takes them; the new instance must.
+    for _ in 0..20 {
+        blocks.tell(Add(1)).expect("queued");
+    }
+    let started = std::time::Instant::now();
+    let total = blocks
+        .ask(Add(0), Duration::from_secs(10))
+        .await
+        .expect("answered by the fresh instance");
+    eprintln!("recovered from a blocked thread in {:?}", started.elapsed());
+    assert_eq!(total, 20, "fresh state, and all 20 queued adds handled");
+    let new_thread = blocks.ask(WhichThread, ASK).await.unwrap();
+    assert_ne!(old_thread, new_thread, "a fresh thread");
+    let shared = blocks.shared();
+    assert_eq!(shared.abandoned_threads(), 1);
+    assert_eq!(shared.restarts(), 1);
+    assert_eq!(shared.state(), ChildState::Running);
+    let failure = shared.last_failure().unwrap();
+    assert!(failure.reason.contains("blocked its thread"), "{failure:?}");
+    wait_until("blocked message dead-lettered", || {
+        letters
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.msg == "Ping" && l.error.contains("fault drill: block"))
+    })
+    .await;
+    let metrics = actors::runtime::metrics::render();
+    assert!(
+        metrics.contains("coordinator_abandoned_threads_total{actor=\"blocks\"} 1"),
+        "{metrics}"
+    );
+    // Still supervised like any child: a panic now restarts it in place on its new thread.
+    blocks.tell(Boom).unwrap();
+    assert_eq!(blocks.ask(Add(3), ASK).await.unwrap(), 3);
+    assert_eq!(shared.restarts(), 2);
+    assert!(root.shutdown().await);
+}

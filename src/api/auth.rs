@@ -1,4 +1,6 @@
-//! Bearer-token check for every non-GET request when `api.token` is set (401 otherwise).
+//! Bearer-token check when `api.token` is set: every request except `GET`/`HEAD` of `/health` and `/metrics` needs
+//! `Authorization: Bearer <token>` (401 otherwise). GETs are guarded too: dead-letter payloads, job stderr and
+//! pids are no one else's business.
 
 use std::future::{ready, Ready};
 
@@ -32,6 +34,11 @@ pub struct RequireTokenMiddleware<S> {
     service: S,
 }
 
+/// The requests that need no token: reading `/health` and `/metrics` (probes and scrapers carry no secret).
+fn is_open(method: &Method, path: &str) -> bool {
+    (method == Method::GET || method == Method::HEAD) && matches!(path, "/health" | "/metrics")
+}
+
 /// Constant-time comparison, so the token cannot be guessed byte by byte from timings.
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -52,9 +59,7 @@ where
         let token = req
             .app_data::<web::Data<ApiState>>()
             .and_then(|s| s.token.clone());
-        if let Some(expected) =
-            token.filter(|_| req.method() != Method::GET && req.method() != Method::HEAD)
-        {
+        if let Some(expected) = token.filter(|_| !is_open(req.method(), req.path())) {
             let given = req
                 .headers()
                 .get("authorization")
@@ -80,6 +85,26 @@ where
 
 #[cfg(test)]
 mod tests {
+    use actix_web::http::Method;
+
+    #[test]
+    fn only_reads_of_health_and_metrics_are_open() {
+        assert!(super::is_open(&Method::GET, "/health"));
+        assert!(super::is_open(&Method::HEAD, "/metrics"));
+        assert!(!super::is_open(&Method::POST, "/health"));
+        for path in [
+            "/status",
+            "/dead-letters",
+            "/dead-letters/1",
+            "/jobs",
+            "/plan",
+            "/sync",
+            "/debug/fail/x",
+        ] {
+            assert!(!super::is_open(&Method::GET, path), "{path}");
+        }
+    }
+
     #[test]
     fn comparison_is_exact() {
         assert!(super::same(b"abc", b"abc"));

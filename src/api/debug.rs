@@ -1,5 +1,6 @@
-//! Fault drills and probes, served only with `api.debug_endpoints: true` (404 otherwise):
-//! `POST /debug/fail/{actor}?mode=panic|error|hang` arms a drill for the actor's next message (and pings it so it
+//! Fault drills and probes, served only with `api.debug_endpoints: true` (every `/debug/...` request is 404
+//! otherwise, before its query is even read):
+//! `POST /debug/fail/{actor}?mode=panic|error|hang|block` arms a drill for the actor's next message (and pings it so it
 //! fires now); `POST /debug/ping/{actor}?count=N` queues N pings (to show queued messages survive a restart).
 
 use actix_web::http::StatusCode;
@@ -11,9 +12,21 @@ use serde_json::json;
 
 use super::{error, ApiState};
 
-pub fn routes(cfg: &mut web::ServiceConfig) {
+/// The drill routes when `enabled`; otherwise every `/debug/...` request is 404, whatever its method or query.
+pub fn routes(cfg: &mut web::ServiceConfig, enabled: bool) {
+    if !enabled {
+        cfg.service(web::scope("/debug").default_service(web::to(debug_off)));
+        return;
+    }
     cfg.route("/debug/fail/{actor}", web::post().to(fail))
         .route("/debug/ping/{actor}", web::post().to(ping));
+}
+
+async fn debug_off() -> HttpResponse {
+    error(
+        StatusCode::NOT_FOUND,
+        "no such route (debug endpoints are off: api.debug_endpoints)",
+    )
 }
 
 #[derive(Deserialize)]
@@ -41,12 +54,6 @@ async fn fail(
     actor: web::Path<String>,
     query: web::Query<FailQuery>,
 ) -> HttpResponse {
-    if !state.debug_endpoints {
-        return error(
-            StatusCode::NOT_FOUND,
-            "no such route (debug endpoints are off: api.debug_endpoints)",
-        );
-    }
     let drill: Drill = match query.mode.parse() {
         Ok(d) => d,
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("mode: {e}")),
@@ -62,12 +69,6 @@ async fn ping(
     actor: web::Path<String>,
     query: web::Query<PingQuery>,
 ) -> HttpResponse {
-    if !state.debug_endpoints {
-        return error(
-            StatusCode::NOT_FOUND,
-            "no such route (debug endpoints are off: api.debug_endpoints)",
-        );
-    }
     let count = match super::query_number("count", query.count.as_deref(), 1, 10_000) {
         Ok(n) => n as u32,
         Err(message) => return error(StatusCode::BAD_REQUEST, message),

@@ -1,8 +1,9 @@
 //! The control API (default 127.0.0.1:8765, JSON): health, status, metrics, dead letters, fault drills.
 //!
 //! Reads the supervision tree's shared status directly (never blocks on a hung actor); asks actors with a
-//! deadline where it needs their state. Every non-GET request needs `Authorization: Bearer <token>` when
-//! `api.token` is set. Errors are JSON `{"error": "..."}` that say what was wrong and what is expected.
+//! deadline where it needs their state. When `api.token` is set every request but `GET /health` and `GET /metrics`
+//! needs `Authorization: Bearer <token>`. `HEAD` is answered wherever `GET` is (same headers, no body). Errors are
+//! JSON `{"error": "..."}` that say what was wrong and what is expected.
 
 mod auth;
 mod dead_letters;
@@ -13,6 +14,8 @@ mod status;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+use actix_web::dev::Service;
+use actix_web::http::Method;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use actors::data_server::monitor::actor::DataServerMonitor;
 use actors::runtime::dead_letters::{DeadLetterActor, DeadLetterShared};
@@ -77,6 +80,7 @@ pub fn start(bind: &str, state: ApiState) -> Result<actix_web::dev::Server> {
         )
     })?;
     let local = listener.local_addr().ok();
+    let debug_endpoints = state.debug_endpoints;
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
@@ -98,9 +102,16 @@ pub fn start(bind: &str, state: ApiState) -> Result<actix_web::dev::Server> {
                 .into()
             }))
             .wrap(auth::RequireToken)
+            .wrap_fn(|mut req, srv| {
+                // HEAD is routed as GET; the HTTP layer knows it was HEAD and sends the headers only.
+                if req.method() == Method::HEAD {
+                    req.head_mut().method = Method::GET;
+                }
+                srv.call(req)
+            })
             .configure(status::routes)
             .configure(dead_letters::routes)
-            .configure(debug::routes)
+            .configure(|cfg| debug::routes(cfg, debug_endpoints))
             .configure(scheduler::routes)
             .default_service(web::to(|| async {
                 error(

@@ -8,6 +8,7 @@
 //! - [`report`]: the error and warning types and their one-line display.
 //! - [`validate`]: THE validation API: `Validate` returns `FieldError`s with paths relative to the section,
 //!   the parent prefixes them; adapters turn older `problems()` shapes into it in one line.
+//! - [`secrets`]: `api.token` redacted in output and removed from the environment children inherit.
 //!
 //! - [`sections`]: the daemon's `Config` (top level and its own sections); actor sections live with their actors.
 
@@ -15,6 +16,7 @@ pub mod env;
 pub mod loader;
 pub mod reference;
 pub mod report;
+pub mod secrets;
 pub mod sections;
 pub mod validate;
 pub mod yaml;

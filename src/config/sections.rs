@@ -242,14 +242,15 @@ impl Validate for SupervisionConfig {
 }
 
 /// The control API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiConfig {
     /// Serve the control API.
     pub enabled: bool,
     /// Address to listen on (`host:port`). Keep it on loopback or a private network.
     pub bind: String,
-    /// When set, every non-GET request needs `Authorization: Bearer <token>`.
+    /// When set, every request except `GET /health` and `GET /metrics` needs `Authorization: Bearer <token>`.
+    /// Printed as `<redacted>`; removed from the environment of every child process.
     pub token: Option<String>,
     /// Serve `/debug/fail/{actor}` and `/debug/ping/{actor}` (fault drills). Off in production.
     pub debug_endpoints: bool,
@@ -263,6 +264,21 @@ impl Default for ApiConfig {
             token: None,
             debug_endpoints: false,
         }
+    }
+}
+
+/// Like the derived `Debug`, with the token shown as `<redacted>`.
+impl std::fmt::Debug for ApiConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("enabled", &self.enabled)
+            .field("bind", &self.bind)
+            .field(
+                "token",
+                &self.token.as_ref().map(|_| super::secrets::REDACTED),
+            )
+            .field("debug_endpoints", &self.debug_endpoints)
+            .finish()
     }
 }
 

@@ -96,6 +96,20 @@ impl Daemon {
     }
 
     pub fn start_in(dir: tempfile::TempDir, config_text: &str) -> Daemon {
+        Self::start_in_with_env(dir, config_text, &[])
+    }
+
+    /// Like [`Daemon::start`], with `env` (e.g. `COORDINATOR_*` overrides) set for the daemon.
+    pub fn start_with_env(config_text: &str, env: &[(&str, &str)]) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in_with_env(dir, config_text, env)
+    }
+
+    pub fn start_in_with_env(
+        dir: tempfile::TempDir,
+        config_text: &str,
+        env: &[(&str, &str)],
+    ) -> Daemon {
         std::fs::write(dir.path().join("config.yaml"), config_text).expect("write config");
         let api = config_text
             .lines()
@@ -109,6 +123,7 @@ impl Daemon {
         let log = dir.path().join("daemon.log");
         let log_file = std::fs::File::create(&log).expect("log file");
         let child = command(dir.path())
+            .envs(env.iter().copied())
             .args(["run", "--config", "config.yaml"])
             .stdout(Stdio::null())
             .stderr(log_file)
@@ -157,6 +172,15 @@ impl Daemon {
     pub fn get(&self, path: &str) -> (u16, serde_json::Value) {
         self.try_get(path)
             .unwrap_or_else(|e| panic!("GET {path}: {e}; log:\n{}", self.logs()))
+    }
+
+    /// The `/metrics` text.
+    pub fn metrics(&self) -> String {
+        ureq::get(&format!("{}/metrics", self.api))
+            .call()
+            .unwrap_or_else(|e| panic!("GET /metrics: {e}"))
+            .into_string()
+            .expect("metrics text")
     }
 
     pub fn post(&self, path: &str) -> (u16, serde_json::Value) {

@@ -7,12 +7,15 @@
 //!   as `%252e`). Refusals are 400.
 //! - [`open_under_root`] touches the disk: it canonicalizes root and file and refuses a file whose real path leaves
 //!   the root (a symlink pointing outside), or that is not a regular file. Those are 404, like a missing file, so the
-//!   server reveals nothing about what exists outside.
+//!   server reveals nothing about what exists outside. Files are opened with [`open_regular`]: non-blocking, so a
+//!   FIFO or device named by a request never holds a thread, and checked to be regular before anything reads them.
 //!
 //! Callers log refusals (the server does, with `tracing::warn`). It knows nothing of HTTP beyond [`PathError::status`].
 
-use std::fs::File;
+use std::fs::{File, Metadata, OpenOptions};
 use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -193,11 +196,7 @@ pub struct OpenedFile {
 /// Blocking: call it off the request threads.
 pub fn open_under_root(root: &Path, relative: &RelativePath) -> Result<OpenedFile, PathError> {
     let path = canonical_under_root(root, relative)?;
-    let file = File::open(&path).map_err(map_io)?;
-    let metadata = file.metadata().map_err(map_io)?;
-    if !metadata.is_file() {
-        return Err(PathError::NotAFile);
-    }
+    let (file, metadata) = open_regular(&path)?;
     let mtime = metadata.modified().map_err(PathError::Io)?;
     Ok(OpenedFile {
         file,
@@ -205,6 +204,34 @@ pub fn open_under_root(root: &Path, relative: &RelativePath) -> Result<OpenedFil
         size: metadata.len(),
         mtime,
     })
+}
+
+/// Opens `path` for reading without waiting on what it is, and refuses anything but a regular file.
+///
+/// A plain `open` of a FIFO blocks until a writer appears (and a read of a device may block for ever), holding a
+/// blocking-pool thread each time: enough such requests starve every file request. So the open is `O_NONBLOCK`
+/// (which returns at once for a FIFO), the handle is checked with `fstat` to be a regular file ([`PathError::NotAFile`]
+/// otherwise, 404), and only then switched back to blocking reads. Blocking: call it off the request threads.
+pub fn open_regular(path: &Path) -> Result<(File, Metadata), PathError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(map_io)?;
+    let metadata = file.metadata().map_err(map_io)?;
+    if !metadata.is_file() {
+        return Err(PathError::NotAFile);
+    }
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor this function owns; no memory is passed.
+    let cleared = unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) == 0
+    };
+    if !cleared {
+        return Err(PathError::Io(io::Error::last_os_error()));
+    }
+    Ok((file, metadata))
 }
 
 /// The canonical path of `root/relative` if it stays inside the canonical root. Blocking.
@@ -344,6 +371,23 @@ mod tests {
         assert!(matches!(open("sub/a.db/x"), Err(PathError::NotFound)));
         assert!(matches!(open("sub"), Err(PathError::NotAFile)));
         assert!(matches!(open("loop"), Err(PathError::NotFound)));
+        let fifo = root.join("fifo");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
+        // SAFETY: mkfifo with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) }, 0, "mkfifo");
+        let started = std::time::Instant::now();
+        assert!(matches!(open("fifo"), Err(PathError::NotAFile)));
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(2),
+            "a FIFO must not block the open"
+        );
+        assert!(matches!(
+            open_under_root(
+                Path::new("/dev"),
+                &RelativePath::parse("null").expect("valid")
+            ),
+            Err(PathError::NotAFile)
+        ));
         let missing_root = dir.path().join("nope");
         let result = open_under_root(&missing_root, &RelativePath::parse("a").expect("valid"));
         assert!(matches!(result, Err(PathError::NotFound)));

@@ -1,21 +1,24 @@
 //! The data server's HTTP surface (actix-web): routes, request handling, error-to-status mapping, and the entry
 //! points that run it standalone (`coordinator data-server`) or in-process (tests, benches).
 //!
-//! Routes (shared/design/contract.md, "Data server"):
-//! - `GET|POST /health` → `{"status":"ok"}`
+//! Routes (shared/design/contract.md, "Data server"; every `GET` route answers `HEAD` too):
+//! - `GET|POST /health` → `{"status":"ok"}` after a real file read on the blocking pool (the probe file
+//!   [`PROBE_NAME`] in the root, or in the temp dir when the root is read-only): a server whose file machinery is
+//!   stuck does not answer, and its monitor treats it as hung
 //! - `GET /inventory.json` → [`Inventory`]
 //! - `GET /files/{category}/{path}` → the file; `Range` → 206 with `Content-Range`; `ETag`, `If-None-Match`, `If-Range`
 //! - `GET /checksum/{category}/{path}` → `{"sha256","size"}`
 //!
 //! Several workers serve requests; everything that touches the disk (opening, reading, hashing, walking) runs on the
 //! blocking pool, so `/health` answers promptly while large files stream. Every error is a status code with a JSON
-//! body `{"error": "..."}`. Path safety is paths.rs's job; this file only calls it and logs refusals.
+//! body `{"error": "..."}` that never shows a server path. Path safety (and opening only regular files) is
+//! paths.rs's job; this file only calls it and logs refusals.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -31,7 +34,7 @@ use serde_json::json;
 use super::checksum::{ChecksumCache, ChecksumError};
 use super::config::default_categories;
 use super::inventory::build_inventory;
-use super::paths::{open_under_root, split_request_path, OpenedFile, PathError};
+use super::paths::{open_regular, open_under_root, split_request_path, OpenedFile, PathError};
 use super::range::{etag_for, if_none_match_hits, if_range_allows, parse_range, RangeAnswer};
 
 /// Bytes read from disk per chunk sent.
@@ -44,6 +47,8 @@ const SEND_QUEUE: usize = 4;
 const SHUTDOWN_TIMEOUT_S: u64 = 5;
 /// How long [`BackgroundServer::start`] waits for the server thread to report in.
 const START_DEADLINE: Duration = Duration::from_secs(10);
+/// The file `/health` reads (a dot name: never listed in the inventory).
+pub const PROBE_NAME: &str = ".coordinator-health-probe";
 
 /// What a data server process runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,9 +199,11 @@ fn build(
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| options.bind.clone());
+    let probe = write_probe(&options.root);
     let state = web::Data::new(AppState {
         node: options.node.clone(),
         roots,
+        probe,
         checksums: ChecksumCache::new(workers),
         hang_health_at: options
             .test_hook_hang_health_after
@@ -214,11 +221,24 @@ fn build(
             .service(
                 web::resource("/health")
                     .route(web::get().to(health))
+                    .route(web::head().to(health))
                     .route(web::post().to(health)),
             )
-            .service(web::resource("/inventory.json").route(web::get().to(inventory)))
-            .service(web::resource("/files/{category}/{path:.*}").route(web::get().to(download)))
-            .service(web::resource("/checksum/{category}/{path:.*}").route(web::get().to(checksum)))
+            .service(
+                web::resource("/inventory.json")
+                    .route(web::get().to(inventory))
+                    .route(web::head().to(inventory)),
+            )
+            .service(
+                web::resource("/files/{category}/{path:.*}")
+                    .route(web::get().to(download))
+                    .route(web::head().to(download)),
+            )
+            .service(
+                web::resource("/checksum/{category}/{path:.*}")
+                    .route(web::get().to(checksum))
+                    .route(web::head().to(checksum)),
+            )
             .default_service(web::to(no_such_endpoint))
     })
     .workers(workers)
@@ -234,6 +254,35 @@ fn build(
         })?;
     tracing::info!(%addr, node = %options.node, workers, "data server listening");
     Ok(server.run())
+}
+
+/// Writes the file `/health` reads: in the root (same disk as the data), else in the temp dir; `None` (and a
+/// warning) when neither is writable, then `/health` answers without the read.
+fn write_probe(root: &Path) -> Option<PathBuf> {
+    let candidates = [
+        root.join(PROBE_NAME),
+        std::env::temp_dir().join(format!("{PROBE_NAME}-{}", std::process::id())),
+    ];
+    let mut last_error = None;
+    for path in candidates {
+        match std::fs::write(&path, b"ok\n") {
+            Ok(()) => return Some(path),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    if let Some(error) = last_error {
+        tracing::warn!(%error, "cannot write the health probe file in the root or the temp dir; /health answers without a file read");
+    }
+    None
+}
+
+/// The read `/health` does: the probe opened as a regular file (see [`open_regular`]) and read to its end.
+fn read_probe(path: &Path) -> Result<(), String> {
+    let (mut file, _) = open_regular(path).map_err(|error| error.to_string())?;
+    let mut text = Vec::new();
+    file.read_to_end(&mut text)
+        .map_err(|error| format!("reading the probe file failed: {error}"))?;
+    Ok(())
 }
 
 fn prepare_category_dirs(
@@ -334,6 +383,8 @@ impl Drop for BackgroundServer {
 struct AppState {
     node: String,
     roots: BTreeMap<String, PathBuf>,
+    /// The file `/health` reads, if one could be written.
+    probe: Option<PathBuf>,
     checksums: ChecksumCache,
     hang_health_at: Option<Instant>,
 }
@@ -391,7 +442,23 @@ impl ResponseError for ApiError {
         if let ApiError::RangeNotSatisfiable { size } = self {
             response.insert_header((header::CONTENT_RANGE, format!("bytes */{size}")));
         }
-        response.json(json!({ "error": self.to_string() }))
+        response.json(json!({ "error": self.public_message() }))
+    }
+}
+
+impl ApiError {
+    /// What the client reads: the error without server paths (the log has those). Checksum errors name the file's
+    /// real path, so they are worded again here.
+    fn public_message(&self) -> String {
+        match self {
+            ApiError::Checksum(ChecksumError::Read { .. }) => {
+                "could not read the file to hash it; retry later".to_string()
+            }
+            ApiError::Checksum(ChecksumError::ChangedWhileHashing { .. }) => {
+                "the file changed while it was being hashed; retry once it is complete".to_string()
+            }
+            other => other.to_string(),
+        }
     }
 }
 
@@ -400,6 +467,17 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
         if Instant::now() >= at {
             // TEST HOOK: stand in for a hung server.
             futures::future::pending::<()>().await;
+        }
+    }
+    if let Some(probe) = state.probe.clone() {
+        // Through the same blocking pool as every file request: if that is used up or the disk hangs, so does this.
+        let read = web::block(move || read_probe(&probe))
+            .await
+            .unwrap_or_else(|error| Err(format!("the probe read task failed: {error}")));
+        if let Err(error) = read {
+            tracing::warn!(%error, "health probe read failed; answering 503");
+            return HttpResponse::ServiceUnavailable()
+                .json(json!({ "status": "failing", "error": format!("health probe: {error}") }));
         }
     }
     HttpResponse::Ok().json(json!({ "status": "ok" }))
@@ -442,6 +520,7 @@ async fn download(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
                 .finish());
         }
     }
+    let head_only = req.method() == actix_web::http::Method::HEAD;
     let range = if if_range_allows(header_text(&req, header::IF_RANGE), &etag) {
         header_text(&req, header::RANGE)
     } else {
@@ -463,6 +542,14 @@ async fn download(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
         .insert_header(header::LastModified(mtime.into()));
     if let Some(content_range) = answer.content_range(size) {
         response.insert_header((header::CONTENT_RANGE, content_range));
+    }
+    if head_only {
+        // The headers (Content-Length included) without reading the file.
+        drop(file);
+        return Ok(response.body(SizedStream::new(
+            length,
+            Box::pin(futures::stream::empty::<Result<Bytes, io::Error>>()),
+        )));
     }
     Ok(response.body(SizedStream::new(
         length,

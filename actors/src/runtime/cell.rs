@@ -10,18 +10,31 @@
 //!
 //! The cell also beats a heartbeat on a timer while its event loop turns; a loop that stops (a hang) stops beating
 //! and the supervisor's watchdog restarts it.
+//!
+//! The mailbox is not the actix context's own: it is the child's channel receiver behind a shared lock
+//! ([`Mailbox`]), read as a stream. So when a handler blocks its thread (a call that never returns), the watchdog
+//! can abandon that thread: a fresh cell on a fresh thread reads the same mailbox, every queued message included,
+//! and the address stays valid (decision 0002). Each cell has a generation; one whose generation is no longer the
+//! child's takes no more messages or commands, and if its handler ever returns it drops its state and ends.
+//!
+//! A cell's lifecycle is one [`Phase`]: active, paused (waiting for a supervisor command), stopping, abandoned.
 
 use std::any::Any;
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
+use actix::dev::channel::AddressReceiver;
+use actix::dev::{Envelope as ActixEnvelope, EnvelopeProxy};
 use actix::{
     Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Recipient,
-    SpawnHandle,
+    SpawnHandle, StreamHandler,
 };
+use futures::Stream;
 use prometheus::IntCounter;
 use tokio::sync::oneshot;
 
@@ -38,6 +51,24 @@ use super::supervisor::ChildEnded;
 
 /// Builds a fresh behavior for each incarnation; `Err` (why it cannot) is a failed start.
 pub type Factory<B> = Arc<dyn Fn() -> Result<B, String> + Send + Sync>;
+
+/// A child's mailbox: its channel's receiving end, shared by the cell reading it now and any cell that takes over
+/// from a blocked thread. `None` once the child stopped for good (the channel is closed: sends fail).
+pub(crate) type Mailbox<B> = Arc<Mutex<Option<AddressReceiver<Cell<B>>>>>;
+
+/// Where a cell is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Handling messages (or about to, once its behavior is built).
+    Active,
+    /// Mailbox and timers paused until a supervisor command arrives (after a crash, between `Reset` and `Start`).
+    Paused,
+    /// A graceful stop is under way or done.
+    Stopping,
+    /// Its thread was abandoned (a handler blocked it); another cell hosts the child now.
+    Abandoned,
+}
+
 
 /// Per-cell settings taken from the child spec.
 #[derive(Debug, Clone, Copy)]
@@ -58,8 +89,10 @@ pub struct CellCore<B: Behavior> {
     next_task: u64,
     pub(crate) stop_requested: bool,
     watcher: Option<SpawnHandle>,
-    waiting_control: bool,
-    stopping: bool,
+    phase: Phase,
+    /// This cell's generation (see [`ChildShared::abandon_thread`](super::child::ChildShared)).
+    generation: u64,
+    mailbox: Mailbox<B>,
     hung_letter: Option<NewDeadLetter>,
     started_tx: Option<oneshot::Sender<()>>,
     stop_done: Option<oneshot::Sender<()>>,
@@ -144,6 +177,8 @@ pub(crate) fn panic_text(payload: &Box<dyn Any + Send>) -> String {
 
 impl<B: Behavior> Cell<B> {
     /// A cell not yet running; `supervisor` is where it reports ended incarnations (none: it restarts itself at once).
+    /// Generation 0 builds its behavior at start; a later one (taking over from an abandoned thread) waits for its
+    /// supervisor's `Start`.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         shared: Arc<ChildShared>,
@@ -153,6 +188,8 @@ impl<B: Behavior> Cell<B> {
         supervisor: Option<(Recipient<ChildEnded>, usize)>,
         options: CellOptions,
         started_tx: Option<oneshot::Sender<()>>,
+        mailbox: Mailbox<B>,
+        generation: u64,
     ) -> Self {
         Cell {
             behavior: None,
@@ -166,8 +203,9 @@ impl<B: Behavior> Cell<B> {
                 next_task: 0,
                 stop_requested: false,
                 watcher: None,
-                waiting_control: false,
-                stopping: false,
+                phase: Phase::Active,
+                generation,
+                mailbox,
                 hung_letter: None,
                 started_tx,
                 stop_done: None,
@@ -229,6 +267,31 @@ impl<B: Behavior> Cell<B> {
             });
         }
 
+        if drill == Some(Drill::Block) {
+            tracing::warn!(
+                "fault drill: block; this handler blocks its thread until the watchdog abandons it"
+            );
+            if meta.replay_of.is_none() {
+                let letter = self.core.letter(
+                    msg,
+                    meta,
+                    "watchdog: a handler blocked its thread while handling this message (fault drill: block); thread abandoned",
+                );
+                if let Ok(mut slot) = self.core.shared.blocked_letter.lock() {
+                    *slot = Some(letter);
+                }
+            }
+            self.core.shared.set_in_handler(true);
+            std::thread::sleep(super::drill::BLOCK_DRILL_FOR);
+            if !self.abandoned() {
+                self.core.shared.set_in_handler(false);
+            }
+            return Err(DeliveryError::Hung {
+                actor: self.core.shared.name.clone(),
+            });
+        }
+
+        self.core.shared.set_in_handler(true);
         let Cell { behavior, core } = self;
         let outcome = match behavior.as_mut() {
             Some(behavior) => catch_unwind(AssertUnwindSafe(|| {
@@ -247,6 +310,9 @@ impl<B: Behavior> Cell<B> {
             })),
             None => unreachable_state(),
         };
+        if !self.abandoned() {
+            self.core.shared.set_in_handler(false);
+        }
         match outcome {
             Ok(Ok(reply)) => {
                 self.core.shared.count_handled();
@@ -291,8 +357,30 @@ impl<B: Behavior> Cell<B> {
         }
     }
 
+    /// True once another cell hosts this child (this one's thread was abandoned).
+    fn abandoned(&self) -> bool {
+        self.core.phase == Phase::Abandoned
+            || self.core.shared.generation.load(Ordering::Acquire) != self.core.generation
+    }
+
+    /// The abandoned thread came back: drop the old state (its spawned work, its processes) and end, touching
+    /// nothing the new cell owns (no messages, commands or status).
+    fn leave(&mut self, ctx: &mut Context<Self>) {
+        if self.core.phase == Phase::Abandoned {
+            return;
+        }
+        self.core.phase = Phase::Abandoned;
+        tracing::warn!(actor = %self.core.shared.name, "an abandoned thread returned from its blocked handler; its old state is dropped and the thread ends");
+        self.drop_state(ctx);
+        ctx.stop();
+    }
+
     /// Called after every dispatch: honours a requested stop and pending supervisor commands.
     pub(crate) fn after_dispatch(&mut self, ctx: &mut Context<Self>) {
+        if self.abandoned() {
+            self.leave(ctx);
+            return;
+        }
         if self.core.stop_requested {
             self.core.stop_requested = false;
             self.drop_state(ctx);
@@ -301,7 +389,9 @@ impl<B: Behavior> Cell<B> {
             self.report_ended("stopped on its own".to_string(), false, ctx);
             return;
         }
-        if self.core.shared.control_pending.load(Ordering::Acquire) && !self.core.waiting_control {
+        if self.core.shared.control_pending.load(Ordering::Acquire)
+            && self.core.phase != Phase::Paused
+        {
             self.apply_controls(ctx);
         }
     }
@@ -398,7 +488,7 @@ impl<B: Behavior> Cell<B> {
 
     /// While running: a spawned waiter applies supervisor commands when the mailbox is idle.
     fn ensure_watcher(&mut self, ctx: &mut Context<Self>) {
-        if self.core.watcher.is_some() || self.core.waiting_control || self.core.stopping {
+        if self.core.watcher.is_some() || self.core.phase != Phase::Active {
             return;
         }
         let shared = self.core.shared.clone();
@@ -416,13 +506,13 @@ impl<B: Behavior> Cell<B> {
 
     /// Pauses the mailbox (and timers) until a supervisor command arrives.
     fn wait_for_control(&mut self, ctx: &mut Context<Self>) {
-        if self.core.waiting_control {
+        if self.core.phase != Phase::Active {
             return;
         }
         if let Some(watcher) = self.core.watcher.take() {
             ctx.cancel_future(watcher);
         }
-        self.core.waiting_control = true;
+        self.core.phase = Phase::Paused;
         let shared = self.core.shared.clone();
         ctx.wait(
             actix::fut::wrap_future::<_, Self>(async move {
@@ -431,7 +521,9 @@ impl<B: Behavior> Cell<B> {
                 }
             })
             .map(|_, cell, ctx| {
-                cell.core.waiting_control = false;
+                if cell.core.phase == Phase::Paused {
+                    cell.core.phase = Phase::Active;
+                }
                 cell.apply_controls(ctx);
             }),
         );
@@ -439,6 +531,11 @@ impl<B: Behavior> Cell<B> {
 
     /// Applies every queued supervisor command, then either resumes or keeps waiting.
     fn apply_controls(&mut self, ctx: &mut Context<Self>) {
+        if self.abandoned() {
+            // The commands are the new cell's.
+            self.leave(ctx);
+            return;
+        }
         let shared = self.core.shared.clone();
         shared.control_pending.store(false, Ordering::Release);
         while let Some(control) = shared.control.pop() {
@@ -474,7 +571,7 @@ impl<B: Behavior> Cell<B> {
                 }
             }
         }
-        if self.core.stopping {
+        if self.core.phase == Phase::Stopping {
             return;
         }
         if self.behavior.is_none() {
@@ -486,7 +583,7 @@ impl<B: Behavior> Cell<B> {
 
     /// Graceful stop: runs the behavior's `stopping` future (until it ends or an `Abort` arrives), then stops.
     fn begin_stop(&mut self, ctx: &mut Context<Self>) {
-        self.core.stopping = true;
+        self.core.phase = Phase::Stopping;
         if self.core.shared.state() != ChildState::Failed {
             self.core.shared.set_state(ChildState::Stopping);
         }
@@ -527,16 +624,74 @@ impl<B: Behavior> Cell<B> {
     }
 
     fn finish_stop(&mut self, ctx: &mut Context<Self>) {
-        self.core.stopping = true;
+        self.core.phase = Phase::Stopping;
         self.drop_state(ctx);
         // A message this actor hung on is stored at shutdown too, not only at a watchdog restart.
         if let Some(letter) = self.core.hung_letter.take() {
             self.core.sink.store(letter);
         }
+        self.close_mailbox();
         if self.core.shared.state() != ChildState::Failed {
             self.core.shared.set_state(ChildState::Stopped);
         }
         ctx.stop();
+    }
+}
+
+impl<B: Behavior> Cell<B> {
+    /// Ends the child's mailbox for good: queued messages are dropped with it, and senders see it closed.
+    fn close_mailbox(&mut self) {
+        if self.abandoned() {
+            return;
+        }
+        let receiver = self
+            .core
+            .mailbox
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        drop(receiver);
+    }
+}
+
+/// The child's mailbox as this cell's message stream: ends (for this cell only) once its generation is not the
+/// child's any more.
+struct MailboxStream<B: Behavior> {
+    mailbox: Mailbox<B>,
+    shared: Arc<ChildShared>,
+    generation: u64,
+}
+
+impl<B: Behavior> Stream for MailboxStream<B> {
+    type Item = ActixEnvelope<Cell<B>>;
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Self::Item>> {
+        if self.shared.generation.load(Ordering::Acquire) != self.generation {
+            return Poll::Ready(None);
+        }
+        let mut mailbox = self.mailbox.lock().unwrap_or_else(|e| e.into_inner());
+        match mailbox.as_mut() {
+            Some(receiver) => Pin::new(receiver).poll_next(cx),
+            None => Poll::Ready(None),
+        }
+    }
+}
+
+impl<B: Behavior> StreamHandler<ActixEnvelope<Cell<B>>> for Cell<B> {
+    fn handle(&mut self, mut envelope: ActixEnvelope<Cell<B>>, ctx: &mut Context<Self>) {
+        envelope.handle(self, ctx);
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        if self.abandoned() {
+            self.leave(ctx);
+        } else if self.core.phase != Phase::Stopping {
+            tracing::warn!(actor = %self.core.shared.name, "mailbox closed; the actor stops");
+            self.finish_stop(ctx);
+        }
     }
 }
 
@@ -560,17 +715,35 @@ impl<B: Behavior> Actor for Cell<B> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.set_mailbox_capacity(self.core.options.mailbox_capacity);
+        ctx.add_stream(MailboxStream {
+            mailbox: self.core.mailbox.clone(),
+            shared: self.core.shared.clone(),
+            generation: self.core.generation,
+        });
         if let Some(period) = self.core.options.heartbeat {
-            ctx.run_interval(period, |cell, _| cell.core.shared.beat());
+            ctx.run_interval(period, |cell, _| {
+                if !cell.abandoned() {
+                    cell.core.shared.beat();
+                }
+            });
         }
-        self.start_behavior(ctx);
+        if self.core.generation == 0 {
+            self.start_behavior(ctx);
+        } else {
+            // Taking over from an abandoned thread: the supervisor's Reset and Start decide when to build state.
+            tracing::warn!(actor = %self.core.shared.name, generation = self.core.generation, "fresh thread for an actor whose handler blocked its old one; waiting for its restart");
+            self.wait_for_control(ctx);
+        }
         if let Some(tx) = self.core.started_tx.take() {
             let _ = tx.send(());
         }
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
+        if self.abandoned() {
+            return;
+        }
+        self.close_mailbox();
         self.core.shared.terminated.store(true, Ordering::Release);
         if self.core.shared.state() != ChildState::Failed {
             self.core.shared.set_state(ChildState::Stopped);

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 use tokio::sync::{oneshot, Notify};
 
+use super::dead_letters::record::NewDeadLetter;
+
 /// Lifecycle state of a child (and of a supervisor).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -128,7 +130,32 @@ pub struct ChildShared {
     pub(crate) drill: AtomicU8,
     /// The hosting actix actor has ended: no control command will be read any more.
     pub(crate) terminated: AtomicBool,
+    /// Which cell (thread) hosts the child now: bumped when a blocked thread is abandoned. A cell whose own
+    /// generation is older takes no more messages or commands.
+    pub(crate) generation: AtomicU64,
+    /// The hosting cell is inside a handler (set around every handler call): a stall while this is set is a handler
+    /// blocking its thread, which an in-place restart cannot undo.
+    in_handler: AtomicBool,
+    abandoned_threads: AtomicU64,
+    /// The letter of the message a `block` drill holds, stored when its thread is abandoned.
+    pub(crate) blocked_letter: Mutex<Option<NewDeadLetter>>,
+    /// Builds a fresh cell on a fresh thread for this child (set by the spec when it spawns a worker).
+    respawn: RespawnSlot,
 }
+
+/// Where a worker's [`Respawn`] is kept (shown as set or not in `Debug`).
+#[derive(Default)]
+struct RespawnSlot(Mutex<Option<Respawn>>);
+
+impl std::fmt::Debug for RespawnSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = self.0.lock().map(|slot| slot.is_some()).unwrap_or(false);
+        write!(f, "RespawnSlot({})", if set { "set" } else { "unset" })
+    }
+}
+
+/// Starts a fresh cell for a child on a fresh thread, sharing its mailbox (see [`ChildShared::abandon_thread`]).
+pub(crate) type Respawn = Arc<dyn Fn(u64) + Send + Sync>;
 
 impl ChildShared {
     pub fn new(name: impl Into<String>, kind: ChildKind) -> Arc<Self> {
@@ -148,7 +175,52 @@ impl ChildShared {
             control: ControlQueue::default(),
             drill: AtomicU8::new(0),
             terminated: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
+            in_handler: AtomicBool::new(false),
+            abandoned_threads: AtomicU64::new(0),
+            blocked_letter: Mutex::new(None),
+            respawn: RespawnSlot::default(),
         })
+    }
+
+    /// Only the hosting cell's thread calls this, around each handler call.
+    pub(crate) fn set_in_handler(&self, inside: bool) {
+        self.in_handler.store(inside, Ordering::Release);
+    }
+
+    /// True while the hosting cell runs a handler.
+    pub fn in_handler(&self) -> bool {
+        self.in_handler.load(Ordering::Acquire)
+    }
+
+    /// Threads abandoned because a handler blocked them.
+    pub fn abandoned_threads(&self) -> u64 {
+        self.abandoned_threads.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_respawn(&self, respawn: Respawn) {
+        if let Ok(mut slot) = self.respawn.0.lock() {
+            *slot = Some(respawn);
+        }
+    }
+
+    /// The watchdog's answer to a handler that blocks its thread: that thread is left behind (counted), the mailbox
+    /// passes to a fresh cell on a fresh thread (which waits for the supervisor's `Start`), and the blocked cell,
+    /// should its handler ever return, takes nothing more and drops its state. Returns `false` when this child
+    /// cannot be respawned (not a worker cell).
+    pub(crate) fn abandon_thread(&self) -> bool {
+        let Some(respawn) = self.respawn.0.lock().ok().and_then(|slot| slot.clone()) else {
+            return false;
+        };
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        self.abandoned_threads.fetch_add(1, Ordering::Relaxed);
+        self.in_handler.store(false, Ordering::Release);
+        super::metrics::runtime()
+            .abandoned_threads
+            .with_label_values(&[&self.name])
+            .inc();
+        respawn(generation);
+        true
     }
 
     pub fn state(&self) -> ChildState {

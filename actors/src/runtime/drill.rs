@@ -1,4 +1,4 @@
-//! Fault drills: arm an actor to panic, fail or hang on its next message, so operators and tests can rehearse
+//! Fault drills: arm an actor to panic, fail, hang or block its thread on its next message, so operators and tests can rehearse
 //! failures from outside (`POST /debug/fail/{actor}?mode=...`, only with `api.debug_endpoints: true`).
 
 use std::str::FromStr;
@@ -15,7 +15,14 @@ pub enum Drill {
     Error,
     /// The actor stops making progress until its watchdog restarts it; the message becomes a dead letter then.
     Hang,
+    /// The handler blocks its thread (a blocking call that does not return, here for [`BLOCK_DRILL_FOR`]): the
+    /// watchdog abandons the thread and a fresh instance takes the mailbox on a fresh thread; the message becomes a
+    /// dead letter.
+    Block,
 }
+
+/// How long a `block` drill holds its thread (long enough to stand for "never").
+pub const BLOCK_DRILL_FOR: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl Drill {
     pub(crate) fn as_u8(self) -> u8 {
@@ -23,6 +30,7 @@ impl Drill {
             Drill::Panic => 1,
             Drill::Error => 2,
             Drill::Hang => 3,
+            Drill::Block => 4,
         }
     }
 
@@ -31,6 +39,7 @@ impl Drill {
             1 => Some(Drill::Panic),
             2 => Some(Drill::Error),
             3 => Some(Drill::Hang),
+            4 => Some(Drill::Block),
             _ => None,
         }
     }
@@ -43,8 +52,9 @@ impl FromStr for Drill {
             "panic" => Ok(Drill::Panic),
             "error" => Ok(Drill::Error),
             "hang" => Ok(Drill::Hang),
+            "block" => Ok(Drill::Block),
             other => Err(format!(
-                "unknown drill mode {other:?} (expected panic, error or hang)"
+                "unknown drill mode {other:?} (expected panic, error, hang or block)"
             )),
         }
     }
@@ -56,14 +66,14 @@ mod tests {
 
     #[test]
     fn modes_parse_and_round_trip() {
-        for d in [Drill::Panic, Drill::Error, Drill::Hang] {
+        for d in [Drill::Panic, Drill::Error, Drill::Hang, Drill::Block] {
             assert_eq!(Drill::from_u8(d.as_u8()), Some(d));
         }
         assert_eq!("PANIC".parse::<Drill>(), Ok(Drill::Panic));
         assert!("explode"
             .parse::<Drill>()
             .unwrap_err()
-            .contains("expected panic, error or hang"));
+            .contains("expected panic, error, hang or block"));
         assert_eq!(Drill::from_u8(0), None);
     }
 }

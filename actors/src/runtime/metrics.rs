@@ -12,6 +12,7 @@ pub struct RuntimeMetrics {
     pub messages_handled: IntCounterVec,
     pub messages_failed: IntCounterVec,
     pub restarts: IntCounterVec,
+    pub abandoned_threads: IntCounterVec,
     pub dead_letters_stored: IntCounter,
     pub dead_letters_pending: IntGauge,
     pub dead_letters_evicted: IntCounter,
@@ -67,6 +68,12 @@ fn build(registry: &Registry) -> RuntimeMetrics {
             registry,
             "coordinator_restarts_total",
             "Restarts per actor",
+            &["actor"],
+        ),
+        abandoned_threads: counter_vec(
+            registry,
+            "coordinator_abandoned_threads_total",
+            "Threads left behind because a handler blocked them; a fresh instance took over on a fresh thread",
             &["actor"],
         ),
         dead_letters_stored: counter(

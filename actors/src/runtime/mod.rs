@@ -5,7 +5,8 @@
 //! - `ids`: message ids and the correlation context that follows a chain of work across actors.
 //! - `message`: the `Message` trait, the envelope, handler and delivery errors.
 //! - `behavior`: what an actor implements (`Behavior`, `Handles<M>`) and the `Ctx` its handlers get.
-//! - `cell`: the actix actor hosting a behavior: panic capture, in-place restart, heartbeat.
+//! - `cell`: the actix actor hosting a behavior: panic capture, in-place restart, heartbeat, the shared mailbox a
+//!   fresh cell takes over when a handler blocks its thread.
 //! - `actor_ref`: `tell`/`ask` with deadlines; nothing undeliverable is dropped silently.
 //! - `reply`: an ask's wait for its reply, with a timer armed only when the reply does not come at once.
 //! - `child`: status shared between a child, its supervisor and the API; the out-of-band control queue.
@@ -15,7 +16,7 @@
 //! - `tree`, `directory`: the tree's status snapshot, and actors by name (replay, ping, fault drills).
 //! - `dead_letters`, `dead_letter_sink`: the durable store of undeliverable messages and the route to it.
 //! - `metrics`: Prometheus counters of the runtime.
-//! - `drill`: fault drills (panic, error, hang) for rehearsing failures.
+//! - `drill`: fault drills (panic, error, hang, block) for rehearsing failures.
 //! - `circuit_breaker`: the pure Closed/Open/HalfOpen state machine shared by sync and the data-server monitor.
 //! - `backoff`: the one capped exponential backoff (`Exponential`, injectable `Jitter`) and `RestartWindow`.
 //! - `health`: the board of named checks that components publish and `/health` reads.

@@ -6,7 +6,7 @@
 //! dead-letter store are declared with [`WorkerSpec::replayable`].
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::dev::channel::{channel, AddressReceiver};
@@ -17,8 +17,8 @@ use tokio::sync::oneshot;
 
 use super::actor_ref::ActorRef;
 use super::behavior::{Behavior, Handles};
-use super::cell::{Cell, CellOptions, Factory};
-use super::child::{ChildKind, ChildShared, Control};
+use super::cell::{Cell, CellOptions, Factory, Mailbox};
+use super::child::{ChildKind, ChildShared, Control, Respawn};
 use super::dead_letter_sink::DeadLetterSink;
 use super::directory::{DirectoryEntry, PingFn, ReplayAck, ReplayFn};
 use super::ids::MessageMeta;
@@ -251,18 +251,48 @@ impl<B: Behavior> SpawnChild for ReadyWorker<B> {
             sink,
             ..
         } = spec;
-        let run = move || {
-            let cell = Cell::new(
-                s,
-                factory,
-                sink,
-                addr,
-                Some((parent, index)),
-                cell_options,
-                Some(started_tx),
-            );
-            Context::with_receiver(rx).run(cell);
+        let mailbox: Mailbox<B> = Arc::new(Mutex::new(Some(rx)));
+        // Builds and runs one cell of this child on the current thread: generation 0 now, later ones when the
+        // watchdog abandons a blocked thread.
+        let start_cell = {
+            let sink = sink.clone();
+            Arc::new(
+                move |generation: u64, started: Option<oneshot::Sender<()>>| {
+                    let cell = Cell::new(
+                        s.clone(),
+                        factory.clone(),
+                        sink.clone(),
+                        addr.clone(),
+                        Some((parent.clone(), index)),
+                        cell_options,
+                        started,
+                        mailbox.clone(),
+                        generation,
+                    );
+                    Context::new().run(cell);
+                },
+            )
         };
+        let respawn: Respawn = {
+            let start_cell = start_cell.clone();
+            let shared = shared.clone();
+            Arc::new(move |generation: u64| {
+                let letter = shared
+                    .blocked_letter
+                    .lock()
+                    .ok()
+                    .and_then(|mut slot| slot.take());
+                if let Some(letter) = letter {
+                    sink.store(letter);
+                }
+                let start_cell = start_cell.clone();
+                if !Arbiter::new().spawn_fn(move || start_cell(generation, None)) {
+                    tracing::error!(child = %shared.name, "could not start a fresh thread for the actor");
+                }
+            })
+        };
+        shared.set_respawn(respawn);
+        let run = move || start_cell(0, Some(started_tx));
         if options.dedicated_thread {
             let arbiter = Arbiter::new();
             if !arbiter.spawn_fn(run) {
@@ -306,7 +336,9 @@ pub fn start_unsupervised<B: Behavior>(
             heartbeat,
         },
         None,
+        Arc::new(Mutex::new(Some(rx))),
+        0,
     );
-    let _ = Context::with_receiver(rx).run(cell);
+    let _ = Context::new().run(cell);
     actor_ref
 }

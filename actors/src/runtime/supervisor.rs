@@ -466,7 +466,12 @@ impl Supervisor {
         }
         for (i, silent, deadline) in stalled {
             let shared = self.children[i].handle.shared().clone();
-            let reason = format!("watchdog: no progress for {silent:?} (deadline {deadline:?})");
+            // Stuck inside a handler: its thread cannot be restarted in place; a fresh cell takes the mailbox.
+            let reason = if shared.in_handler() && shared.abandon_thread() {
+                format!("watchdog: a handler blocked its thread for {silent:?} (deadline {deadline:?}); thread abandoned, a fresh instance takes over on a fresh thread")
+            } else {
+                format!("watchdog: no progress for {silent:?} (deadline {deadline:?})")
+            };
             tracing::error!(supervisor = %self.shared.name, child = %shared.name, %reason, "child stalled; restarting it");
             shared.set_state(ChildState::Restarting);
             shared.record_failure(&reason);

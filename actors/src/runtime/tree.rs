@@ -30,6 +30,8 @@ pub struct TreeStatus {
     pub state: ChildState,
     pub restarts: u64,
     pub last_failure: Option<FailureRecord>,
+    /// Threads left behind because a handler blocked them (each time a fresh instance took over).
+    pub abandoned_threads: u64,
     pub children: Vec<TreeStatus>,
 }
 
@@ -73,6 +75,13 @@ impl TreeStatus {
             n => format!(" (restarted {n} times)"),
         };
         let (status, detail) = match self.state {
+            ChildState::Running if self.abandoned_threads > 0 => (
+                HealthStatus::Degraded,
+                format!(
+                    "running{restarts}, but {} thread(s) were abandoned blocked in a handler and still hold what they held{last}",
+                    self.abandoned_threads
+                ),
+            ),
             ChildState::Running => (HealthStatus::Ok, format!("running{restarts}")),
             ChildState::Starting => (HealthStatus::Degraded, "starting".to_string()),
             ChildState::Restarting => (
@@ -110,6 +119,7 @@ impl TreeShape {
             state: self.shared.state(),
             restarts: self.shared.restarts(),
             last_failure: self.shared.last_failure(),
+            abandoned_threads: self.shared.abandoned_threads(),
             children: self.children.iter().map(TreeShape::status).collect(),
         }
     }
@@ -162,6 +172,7 @@ mod tests {
             state,
             restarts: 0,
             last_failure: None,
+            abandoned_threads: 0,
             children,
         }
     }
@@ -239,5 +250,14 @@ mod tests {
             placeholder.detail
         );
         assert!(!checks["tree.dead_letters"].detail.contains("PLACEHOLDER"));
+    }
+
+    #[test]
+    fn a_running_actor_with_an_abandoned_thread_is_degraded() {
+        let mut tree = node("scheduler", ChildKind::Worker, ChildState::Running, vec![]);
+        tree.abandoned_threads = 1;
+        let check = tree.health_check();
+        assert_eq!(check.status, HealthStatus::Degraded);
+        assert!(check.detail.contains("abandoned"), "{}", check.detail);
     }
 }
