@@ -13,6 +13,9 @@ use actors::data_server::monitor::actor::{
 use actors::data_server::monitor::command::ServerCommand;
 use actors::data_server::monitor::policy::DataServerState;
 use actors::placeholder::PlaceholderActor;
+use actors::pressure::PressureGate;
+use actors::resources::cluster::ClusterFigures;
+use actors::resources::{OptimizerSetup, ResourceOptimizer};
 use actors::runtime::dead_letters::{DeadLetterActor, DeadLetterStore};
 use actors::runtime::{
     ChildSpec, DeadLetterSink, Directory, HealthBoard, RootExit, SupervisorSpec, WorkerSpec,
@@ -55,6 +58,15 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
     let sink = DeadLetterSink::new();
     // Components publish named checks here; `/health` reads them.
     let health = HealthBoard::new();
+    // Closed by the resource optimizer under disk/memory pressure; the scheduler checks it before starting a job.
+    // With the optimizer on it starts closed: no job starts before the disks have been measured once.
+    let pressure = PressureGate::new();
+    if config.resources.enabled {
+        pressure.pause(format!(
+            "resources: {}",
+            actors::resources::policy::ResourcePolicy::FIRST_ROUND_REASON
+        ));
+    }
     let child_options = config.supervision.child_options();
 
     // Fail fast on an unusable store: a daemon that cannot keep dead letters must not pretend to run.
@@ -112,12 +124,14 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
         let spec = WorkerSpec::<SchedulerActor>::new("scheduler", child_options, &sink)
             .replayable::<RunJob>()
             .replayable::<NewGamesAvailable>()
-            .replayable::<CapacityUpdate>();
+            .replayable::<CapacityUpdate>()
+            .replayable::<ClusterFigures>();
         scheduler_ref = Some(spec.actor_ref());
         let scheduler_config = config.scheduler.clone();
         let nodes = config.scheduler_nodes(&node);
         let self_exe = std::env::current_exe()
             .context("cannot find the coordinator executable for job commands")?;
+        let scheduler_pressure = pressure.clone();
         let on_new_games: NewGamesHook = Arc::new(|games: NewGames| {
             // PLACEHOLDER route: the sync coordinator is a later issue; until then new games are only logged.
             tracing::info!(config = %games.config, node = %games.node, games = games.games, path = %games.path.display(), "new games available");
@@ -128,16 +142,28 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
                 nodes.clone(),
                 self_exe.clone(),
                 on_new_games.clone(),
+                scheduler_pressure.clone(),
             )
         }));
     }
+    let mut resources_ref = None;
     if config.resources.enabled {
-        root = root.child(placeholder(
-            "resources",
-            "resource optimizer (later issue)",
-            &config,
-            &sink,
-        ));
+        let spec = WorkerSpec::<ResourceOptimizer>::new("resources", child_options, &sink);
+        resources_ref = Some(spec.actor_ref());
+        let setup = OptimizerSetup {
+            config: config.resources.clone(),
+            node: node.clone(),
+            roots: config.watched_roots(),
+            limits: config.scheduler.policy.target_jobs.clone(),
+            initial_target: config.scheduler.jobs.max_concurrent_per_node,
+            gate: pressure.clone(),
+            health: health.clone(),
+            scheduler: scheduler_ref.clone(),
+            peers: config.resource_peers(&node),
+            token: config.api.token.clone(),
+            ask_timeout: config.supervision.ask_timeout,
+        };
+        root = root.child(spec.factory(move || ResourceOptimizer::new(setup.clone())));
     }
 
     let mut handle = root.start_root();
@@ -154,6 +180,7 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
             dead_letters: dl_ref.clone(),
             scheduler: scheduler_ref.clone(),
             data_server: monitor_ref.clone(),
+            resources: resources_ref.clone(),
             health: health.clone(),
             token: config.api.token.clone(),
             debug_endpoints: config.api.debug_endpoints,

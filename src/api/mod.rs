@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use actors::data_server::monitor::actor::DataServerMonitor;
+use actors::resources::ResourceOptimizer;
 use actors::runtime::dead_letters::DeadLetterActor;
 use actors::runtime::{ActorRef, Directory, HealthBoard, TreeShape};
 use actors::scheduler::actor::SchedulerActor;
@@ -31,6 +32,8 @@ pub struct ApiState {
     pub dead_letters: ActorRef<DeadLetterActor>,
     /// `None` when `data_server.enabled` is false.
     pub data_server: Option<ActorRef<DataServerMonitor>>,
+    /// `None` when `resources.enabled` is false.
+    pub resources: Option<ActorRef<ResourceOptimizer>>,
     /// `None` when `scheduler.enabled` is false.
     pub scheduler: Option<ActorRef<SchedulerActor>>,
     /// Named checks that components publish; `/health` reads them.

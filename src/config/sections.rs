@@ -1,6 +1,7 @@
 //! The config file's top level and the sections owned by the daemon itself (`node`, `cluster`, `supervision`,
 //! `api`, `logging`) plus the placeholders of sections whose actors are not built yet. Actor sections
-//! (`dead_letters`, `data_server`, `scheduler`, …) are defined beside their actors in the `actors` crate.
+//! (`dead_letters`, `data_server`, `scheduler`, `resources`, …) are defined beside their actors in the `actors`
+//! crate.
 //!
 //! Every field's `///` doc is its user documentation (docs/configuration.md repeats it with the default and the
 //! env var); defaults are the numbers of shared/domain.
@@ -9,6 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use actors::data_server::config::DataServerConfig;
+use actors::resources::ResourcesConfig;
 use actors::runtime::dead_letters::DeadLetterConfig;
 use actors::runtime::{BackoffConfig, ChildOptions, RestartType, Strategy, SupervisorOptions};
 use actors::scheduler::settings::SchedulerConfig;
@@ -316,20 +318,6 @@ impl Default for SyncConfig {
     }
 }
 
-/// PLACEHOLDER section: the resource optimizer is a later issue. Only switches its placeholder actor on or off.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ResourcesConfig {
-    /// Run the resources actor (a placeholder that samples nothing yet).
-    pub enabled: bool,
-}
-
-impl Default for ResourcesConfig {
-    fn default() -> Self {
-        ResourcesConfig { enabled: true }
-    }
-}
-
 impl super::Validate for Config {
     fn validate(&self) -> Vec<super::FieldError> {
         self.problems()
@@ -340,6 +328,52 @@ impl super::Validate for Config {
 }
 
 impl Config {
+    /// Directories whose disk use the resource optimizer watches: the data server's categories, the jobs'
+    /// output directory, the dead-letter store's directory and `resources.data_roots`, each once.
+    pub fn watched_roots(&self) -> Vec<std::path::PathBuf> {
+        let mut roots: Vec<std::path::PathBuf> = Vec::new();
+        let candidates = self
+            .data_server
+            .category_dirs()
+            .into_values()
+            .chain(std::iter::once(self.scheduler.jobs.output_dir.clone()))
+            .chain(
+                self.dead_letters
+                    .path
+                    .parent()
+                    .map(|p| {
+                        if p.as_os_str().is_empty() {
+                            std::path::Path::new(".")
+                        } else {
+                            p
+                        }
+                    })
+                    .map(std::path::Path::to_path_buf),
+            )
+            .chain(self.resources.data_roots.iter().cloned());
+        for root in candidates {
+            if !roots.contains(&root) {
+                roots.push(root);
+            }
+        }
+        roots
+    }
+
+    /// The peers whose `/status` the resource optimizer polls: every other node with an `api_url`.
+    pub fn resource_peers(&self, this_node: &str) -> Vec<actors::resources::actor::PeerEndpoint> {
+        self.cluster
+            .nodes
+            .iter()
+            .filter(|n| n.name != this_node)
+            .filter_map(|n| {
+                Some(actors::resources::actor::PeerEndpoint {
+                    name: n.name.clone(),
+                    api_url: n.api_url.clone()?,
+                })
+            })
+            .collect()
+    }
+
     /// The scheduler's view of the cluster: `cluster.nodes`, or just this node when the list is empty.
     pub fn scheduler_nodes(&self, this_node: &str) -> Vec<actors::scheduler::actor::SchedulerNode> {
         use actors::scheduler::actor::SchedulerNode;
@@ -395,6 +429,12 @@ impl Config {
                 .problems()
                 .into_iter()
                 .map(|p| ("data_server".to_string(), p)),
+        );
+        out.extend(
+            self.resources
+                .problems()
+                .into_iter()
+                .map(|(path, p)| (format!("resources.{path}"), p)),
         );
         out.extend(
             self.scheduler

@@ -6,7 +6,9 @@
 //! job of at most `max_games_per_job` games. Jobs run through the executors (a local child process, or SSH to a
 //! peer) as tokio tasks on this actor's thread, so they keep running while the actor stops gracefully; their
 //! outcome comes back as [`JobFinished`]. A failed job is retried by the table's rules, then stored as a dead
-//! letter ([`RunJob`], replayable). Concurrency per node follows the resource optimizer's [`CapacityUpdate`].
+//! letter ([`RunJob`], replayable). Concurrency per node follows the resource optimizer's [`CapacityUpdate`];
+//! no job starts while its [`PressureGate`] is closed, and its [`ClusterFigures`] give the plan each node's
+//! measured load and take out peers that fell silent or are under pressure.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -23,6 +25,8 @@ use crate::jobs::executor::{Executors, Placement};
 use crate::jobs::outcome::JobOutcome;
 use crate::jobs::spec::JobSpec;
 use crate::jobs::tracker::{Decision, JobTracker, JobsSnapshot, TrackerLimits};
+use crate::pressure::PressureGate;
+use crate::resources::cluster::ClusterFigures;
 use crate::runtime::{Behavior, Ctx, HandlerError, Handles, Message};
 
 /// A node the scheduler may place jobs on.
@@ -149,6 +153,10 @@ pub struct SchedulerActor {
     tasks: HashMap<String, tokio::task::JoinHandle<()>>,
     cancel: Arc<Notify>,
     on_new_games: NewGamesHook,
+    /// Closed by the resource optimizer under disk/memory pressure: no job starts while it is.
+    pressure: PressureGate,
+    /// The resource optimizer's cluster view (load, GPU memory, peers out of the plan).
+    cluster: ClusterFigures,
 }
 
 impl SchedulerActor {
@@ -157,6 +165,7 @@ impl SchedulerActor {
         nodes: Vec<SchedulerNode>,
         self_exe: PathBuf,
         on_new_games: NewGamesHook,
+        pressure: PressureGate,
     ) -> Self {
         let jobs = Arc::new(config.jobs.clone());
         let tracker = JobTracker::new(TrackerLimits::from(&config.jobs));
@@ -175,6 +184,8 @@ impl SchedulerActor {
             tasks: HashMap::new(),
             cancel: Arc::new(Notify::new()),
             on_new_games,
+            pressure,
+            cluster: ClusterFigures::default(),
             nodes,
             config,
         }
@@ -213,10 +224,13 @@ impl SchedulerActor {
                 PlanNodeState {
                     name: n.name.clone(),
                     gpu: n.gpu.clone(),
-                    gpu_memory_gb: n.gpu_memory_gb,
-                    load: (self.tracker.running_on(&n.name) as f64 / target).min(1.0),
+                    gpu_memory_gb: n.gpu_memory_gb.or(self.cluster.gpu_memory_gb_of(&n.name)),
+                    load: self
+                        .cluster
+                        .load_of(&n.name)
+                        .unwrap_or((self.tracker.running_on(&n.name) as f64 / target).min(1.0)),
                     ephemeral: Some(n.ephemeral),
-                    healthy: true,
+                    healthy: !self.cluster.leaves_plan(&n.name),
                     data_lag_seconds: 0.0,
                     cost_per_hour: None,
                 }
@@ -314,6 +328,10 @@ impl SchedulerActor {
 
     /// Starts every job whose node has room, each as a task whose outcome comes back as `JobFinished`.
     fn launch_ready(&mut self, ctx: &mut Ctx<'_, Self>) {
+        if let Some(reason) = self.pressure.reason() {
+            tracing::debug!(%reason, "no job starts while the pressure gate is closed");
+            return;
+        }
         let now = Instant::now();
         for launch in self.tracker.start_ready(now) {
             let spec = launch.spec;
@@ -504,10 +522,23 @@ impl Handles<CapacityUpdate> for SchedulerActor {
         ctx: &mut Ctx<'_, Self>,
     ) -> Result<(), HandlerError> {
         for (node, jobs) in &msg.targets {
-            tracing::info!(%node, jobs, "job target updated by the resource optimizer");
+            if self.tracker.target(node) != *jobs {
+                tracing::info!(%node, jobs, "job target updated by the resource optimizer");
+            }
             self.tracker.set_target(node, *jobs);
         }
         self.launch_ready(ctx);
+        Ok(())
+    }
+}
+
+impl Handles<ClusterFigures> for SchedulerActor {
+    fn handle(
+        &mut self,
+        msg: &ClusterFigures,
+        _ctx: &mut Ctx<'_, Self>,
+    ) -> Result<(), HandlerError> {
+        self.cluster = msg.clone();
         Ok(())
     }
 }
