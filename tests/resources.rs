@@ -278,3 +278,92 @@ fn walk_count(dir: &std::path::Path) -> usize {
         })
         .sum()
 }
+
+/// The cluster view: a peer that answers is in `/status` with its figures; one that never answers leaves the
+/// view after `stale_after` and gets no games in the plan.
+#[test]
+fn a_silent_peer_leaves_the_view_and_the_plan() {
+    use common::Daemon;
+    let b_api = free_port();
+    let b = Daemon::start(
+        &test_config(b_api, free_port(), "scheduler:\n  enabled: false\n")
+            .replace("name: test-node", "name: peer-b"),
+    );
+    let silent = free_port(); // nothing listens here
+    let extra = format!(
+        r#"cluster:
+  nodes:
+    - name: test-node
+      gpu: H100
+    - name: peer-b
+      api_url: http://127.0.0.1:{b_api}
+      gpu: H100
+    - name: peer-c
+      api_url: http://127.0.0.1:{silent}
+      gpu: H100
+scheduler:
+  interval: 1s
+  max_games_per_job: 5
+  jobs:
+    output_dir: data/games
+    logs_dir: state/jobs
+resources:
+  interval: 300ms
+  cluster:
+    stale_after: 2s
+    poll_timeout: 1s
+"#
+    );
+    let a = Daemon::start(&test_config(free_port(), free_port(), &extra));
+    let status = a.wait_status("peer-c out of the view", Duration::from_secs(30), |s| {
+        let cluster = &s["resources"]["cluster"];
+        cluster[0]["node"] == "peer-b"
+            && cluster[0]["in_view"] == true
+            && cluster[0]["figures"]["node"] == "peer-b"
+            && cluster[1]["node"] == "peer-c"
+            && cluster[1]["in_view"] == false
+    });
+    let c = &status["resources"]["cluster"][1];
+    assert!(c["error"].as_str().unwrap_or("").contains("failed"), "{c}");
+    assert!(
+        status["resources"]["cluster"][0]["figures"]["cpu_cores"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+    // Plans made after it left give it nothing.
+    std::thread::sleep(Duration::from_secs(1));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, plan) = a.get("/plan");
+        let allocation = plan["plan"]["allocation"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let to_c = allocation
+            .values()
+            .any(|shares| shares.get("peer-c").is_some());
+        if !allocation.is_empty() && !to_c {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "want games for peer-b (in the view) and none for peer-c (left it): {plan}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        a.logs().contains("it leaves the cluster view"),
+        "{}",
+        a.logs()
+    );
+    let metrics = request("GET", &format!("{}/metrics", a.api), None)
+        .unwrap()
+        .1;
+    let text = metrics.as_str().unwrap_or_default().to_string();
+    assert!(
+        text.contains("coordinator_resources_cluster_nodes{state=\"left\"} 1"),
+        "{text}"
+    );
+    drop(b);
+}

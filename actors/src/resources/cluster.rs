@@ -183,10 +183,13 @@ impl ClusterView {
         now.saturating_duration_since(peer.heard_at.unwrap_or(self.since)) < self.stale_after
     }
 
-    /// `node` answered with `figures`.
+    /// `node` answered with `figures` (filed under the cluster file's name for it, whatever it calls itself).
     pub fn heard(&mut self, node: &str, figures: NodeFigures, now: Instant) -> Vec<ViewChange> {
         if let Some(peer) = self.peers.get_mut(node) {
-            peer.figures = Some(figures);
+            peer.figures = Some(NodeFigures {
+                node: node.to_string(),
+                ..figures
+            });
             peer.heard_at = Some(now);
             peer.error = None;
         }
