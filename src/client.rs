@@ -83,6 +83,31 @@ pub fn status(api: Option<String>, json: bool) -> Result<ExitCode> {
     if let Some(ds) = body.get("data_server") {
         println!("\ndata server: {}", serde_json::to_string(ds)?);
     }
+    if let Some(controller) = body["resources"].get("controller") {
+        let pressure = &body["resources"]["pressure"];
+        println!(
+            "\nresources: job target {} (cap {}), {}; pressure {}{}",
+            controller["target_jobs"],
+            controller["hardware_cap"],
+            controller["reason"].as_str().unwrap_or("?"),
+            pressure["level"].as_str().unwrap_or("?"),
+            if pressure["paused"] == true {
+                format!(
+                    ": NEW WORK PAUSED ({})",
+                    pressure["reasons"]
+                        .as_array()
+                        .map(|r| r
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join("; "))
+                        .unwrap_or_default()
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
     for extra in ["jobs", "sync", "plan"] {
         if let Reply::Answered(200, value) = call(
             "GET",

@@ -375,16 +375,19 @@ async fn poll_peer(
         .limit(STATUS_BODY_LIMIT)
         .await
         .map_err(|e| format!("GET {url}: reading the body failed: {e}"))?;
+    figures_from_status(&body).map_err(|e| format!("GET {url}: {e}"))
+}
+
+/// A node's figures from the body of its `/status` (`resources.figures`).
+pub fn figures_from_status(body: &[u8]) -> Result<NodeFigures, String> {
     let status: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|e| format!("GET {url}: not JSON: {e}"))?;
+        serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
     let figures = status
         .get("resources")
         .and_then(|r| r.get("figures"))
-        .ok_or_else(|| {
-            format!("GET {url}: no resources.figures (is its resource optimizer on?)")
-        })?;
+        .ok_or_else(|| "no resources.figures (is its resource optimizer on?)".to_string())?;
     serde_json::from_value(figures.clone())
-        .map_err(|e| format!("GET {url}: resources.figures unreadable: {e}"))
+        .map_err(|e| format!("resources.figures unreadable: {e}"))
 }
 
 fn log_notice(notice: Notice) {
@@ -417,5 +420,66 @@ fn log_notice(notice: Notice) {
         Notice::TargetChanged { from, to, reason } => {
             tracing::info!(from, to, %reason, "job target changed")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_status_body_gives_its_figures_or_says_what_is_wrong() {
+        let figures = ResourcePolicy::new(
+            ResourcesConfig::default(),
+            TargetJobsPolicy::default(),
+            "peer",
+            2,
+        )
+        .figures();
+        let body = serde_json::json!({ "node": "peer", "resources": { "figures": figures } });
+        assert_eq!(
+            figures_from_status(body.to_string().as_bytes()),
+            Ok(figures)
+        );
+        let cases: [(&[u8], &str); 3] = [
+            (b"<html>", "not JSON"),
+            (
+                br#"{"resources": {"enabled": false}}"#,
+                "no resources.figures",
+            ),
+            (br#"{"resources": {"figures": {"node": 3}}}"#, "unreadable"),
+        ];
+        for (body, expected) in cases {
+            let error = figures_from_status(body).unwrap_err();
+            assert!(error.contains(expected), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_sample_still_stuck_makes_the_next_one_fail_fast_as_unreadable() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let sampler = Arc::new(Mutex::new(OsSampler::new()));
+        let roots = vec![PathBuf::from("/")];
+        let held = sampler.clone();
+        let guard = held.lock().unwrap();
+        let (sample, cpu) = runtime.block_on(os_sample(
+            sampler.clone(),
+            roots.clone(),
+            Duration::from_secs(10),
+        ));
+        assert_eq!(cpu, 0.0);
+        assert_eq!(sample.disks[0].used_percent, None);
+        assert!(sample.disks[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("still stuck"));
+        drop(guard);
+        let (sample, cpu) = runtime.block_on(os_sample(sampler, roots, Duration::from_secs(10)));
+        assert!(sample.disks[0].used_percent.is_some(), "{sample:?}");
+        assert!(cpu >= 0.0);
     }
 }
