@@ -14,6 +14,8 @@ use actors::data_server::monitor::command::ServerCommand;
 use actors::data_server::monitor::policy::DataServerState;
 use actors::placeholder::PlaceholderActor;
 use actors::pressure::PressureGate;
+use actors::resources::cluster::ClusterFigures;
+use actors::resources::{OptimizerSetup, ResourceOptimizer};
 use actors::runtime::dead_letters::{
     DeadLetterActor, DeadLetterShared, DeadLetterStore, DrainDeadLetters, ReplayFinished,
     SpillError, StoreError,
@@ -69,8 +71,15 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
     let sink = DeadLetterSink::new();
     // Components publish named checks here; `/health` reads them.
     let health = HealthBoard::new();
-    // The resource optimizer closes it under disk/memory pressure; the scheduler starts no job while it is closed.
+    // Closed by the resource optimizer under disk/memory pressure; the scheduler checks it before starting a job.
+    // With the optimizer on it starts closed: no job starts before the disks have been measured once.
     let pressure = PressureGate::new();
+    if config.resources.enabled {
+        pressure.pause(format!(
+            "resources: {}",
+            actors::resources::policy::ResourcePolicy::FIRST_ROUND_REASON
+        ));
+    }
     let child_options = config.supervision.child_options();
     let roles = config.node_roles(&node);
     let role_names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
@@ -165,7 +174,8 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
         let spec = WorkerSpec::<SchedulerActor>::new("scheduler", child_options, &sink)
             .replayable_with_outcome::<RunJob>()
             .replayable::<NewGamesAvailable>()
-            .replayable::<CapacityUpdate>();
+            .replayable::<CapacityUpdate>()
+            .replayable::<ClusterFigures>();
         scheduler_ref = Some(spec.actor_ref());
         let scheduler_config = config.scheduler.clone();
         let (role, nodes) = config.scheduler_role(&node);
@@ -192,13 +202,24 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
             .with_role(role.clone(), &this_node, token.clone())
         }));
     }
+    let mut resources_ref = None;
     if config.resources.enabled {
-        root = root.child(placeholder(
-            "resources",
-            "resource optimizer (later issue)",
-            &config,
-            &sink,
-        ));
+        let spec = WorkerSpec::<ResourceOptimizer>::new("resources", child_options, &sink);
+        resources_ref = Some(spec.actor_ref());
+        let setup = OptimizerSetup {
+            config: config.resources.clone(),
+            node: node.clone(),
+            roots: config.watched_roots(),
+            limits: config.scheduler.policy.target_jobs.clone(),
+            initial_target: config.scheduler.jobs.max_concurrent_per_node,
+            gate: pressure.clone(),
+            health: health.clone(),
+            scheduler: scheduler_ref.clone(),
+            peers: config.resource_peers(&node),
+            token: config.api.token.clone(),
+            ask_timeout: config.supervision.ask_timeout,
+        };
+        root = root.child(spec.factory(move || ResourceOptimizer::new(setup.clone())));
     }
 
     let mut handle = root.start_root();
@@ -216,6 +237,7 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
             dead_letter_status: dl_shared.clone(),
             scheduler: scheduler_ref.clone(),
             data_server: monitor_ref.clone(),
+            resources: resources_ref.clone(),
             health: health.clone(),
             token: config.api.token.clone(),
             debug_endpoints: config.api.debug_endpoints,

@@ -289,6 +289,13 @@ pub fn status_report(status: &Value, sections: &[(&str, Value)]) -> String {
         out.push_str("\ndata server\n");
         out.push_str(&indent(&key_values(ds)));
     }
+    // The other sections of /status, each under its own heading.
+    for name in ["resources", "dead_letters", "scheduler", "sync"] {
+        if let Some(value) = status.get(name).filter(|v| !v.is_null()) {
+            let _ = writeln!(out, "\n{}", name.replace('_', " "));
+            out.push_str(&indent(&section(value)));
+        }
+    }
     for (name, value) in sections {
         let _ = writeln!(out, "\n{name}");
         out.push_str(&indent(&section(value)));

@@ -18,6 +18,7 @@ use actix_web::dev::Service;
 use actix_web::http::Method;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use actors::data_server::monitor::actor::DataServerMonitor;
+use actors::resources::ResourceOptimizer;
 use actors::runtime::dead_letters::{DeadLetterActor, DeadLetterShared};
 use actors::runtime::{ActorRef, Directory, HealthBoard, TreeShape};
 use actors::scheduler::actor::SchedulerActor;
@@ -36,6 +37,8 @@ pub struct ApiState {
     pub dead_letter_status: DeadLetterShared,
     /// `None` when `data_server.enabled` is false.
     pub data_server: Option<ActorRef<DataServerMonitor>>,
+    /// `None` when `resources.enabled` is false.
+    pub resources: Option<ActorRef<ResourceOptimizer>>,
     /// `None` when `scheduler.enabled` is false.
     pub scheduler: Option<ActorRef<SchedulerActor>>,
     /// Named checks that components publish; `/health` reads them.

@@ -3,6 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use actors::data_server::monitor::messages::DataServerStatus;
+use actors::resources::ResourcesStatus;
 use actors::runtime::{ChildState, HealthReport};
 use actors::scheduler::actor::SchedulerStatus;
 use serde_json::json;
@@ -50,6 +51,16 @@ async fn status(state: web::Data<ApiState>) -> HttpResponse {
             }
         }
     };
+    let resources = match &state.resources {
+        None => json!({ "enabled": false }),
+        Some(optimizer) => {
+            let deadline = state.ask_timeout.min(std::time::Duration::from_secs(2));
+            match optimizer.ask(ResourcesStatus, deadline).await {
+                Ok(report) => serde_json::to_value(report).unwrap_or_default(),
+                Err(e) => json!({ "error": format!("resource optimizer did not answer: {e}") }),
+            }
+        }
+    };
     HttpResponse::Ok().json(json!({
         "node": state.node,
         "uptime_s": state.started.elapsed().as_secs(),
@@ -58,6 +69,7 @@ async fn status(state: web::Data<ApiState>) -> HttpResponse {
         "data_server": data_server,
         "scheduler": scheduler,
         "dead_letters": state.dead_letter_status.snapshot(),
+        "resources": resources,
     }))
 }
 

@@ -1,6 +1,7 @@
 //! The config file's top level and the sections owned by the daemon itself (`node`, `cluster`, `supervision`,
 //! `api`, `logging`) plus the placeholders of sections whose actors are not built yet. Actor sections
-//! (`dead_letters`, `data_server`, `scheduler`, …) are defined beside their actors in the `actors` crate.
+//! (`dead_letters`, `data_server`, `scheduler`, `resources`, …) are defined beside their actors in the `actors`
+//! crate.
 //!
 //! Every field's `///` doc is its user documentation (docs/configuration.md repeats it with the default and the
 //! env var); defaults are the numbers of shared/domain.
@@ -9,6 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use actors::data_server::config::DataServerConfig;
+use actors::resources::ResourcesConfig;
 use actors::runtime::dead_letters::DeadLetterConfig;
 use actors::runtime::{BackoffConfig, ChildOptions, RestartType, Strategy, SupervisorOptions};
 use actors::scheduler::settings::SchedulerConfig;
@@ -339,20 +341,6 @@ impl Validate for LoggingConfig {
     }
 }
 
-/// PLACEHOLDER section: the resource optimizer is a later issue. Only switches its placeholder actor on or off.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ResourcesConfig {
-    /// Run the resources actor (a placeholder that samples nothing yet).
-    pub enabled: bool,
-}
-
-impl Default for ResourcesConfig {
-    fn default() -> Self {
-        ResourcesConfig { enabled: true }
-    }
-}
-
 impl Validate for NodeConfig {
     fn validate(&self) -> Vec<FieldError> {
         if self.name.trim().is_empty() {
@@ -426,6 +414,11 @@ impl Validate for Config {
         extend_under(&mut out, "sync", pairs("sync", self.sync.problems()));
         extend_under(
             &mut out,
+            "resources",
+            pairs("resources", self.resources.problems()),
+        );
+        extend_under(
+            &mut out,
             "scheduler",
             pairs("scheduler", self.scheduler.problems()),
         );
@@ -435,6 +428,53 @@ impl Validate for Config {
 }
 
 impl Config {
+    /// Directories whose disk use the resource optimizer watches: the data server's categories, the jobs'
+    /// output directory, the dead-letter store's directory and `resources.data_roots`, each once.
+    pub fn watched_roots(&self) -> Vec<std::path::PathBuf> {
+        let mut roots: Vec<std::path::PathBuf> = Vec::new();
+        let candidates = self
+            .data_server
+            .category_dirs()
+            .into_values()
+            .chain(std::iter::once(self.scheduler.jobs.output_dir.clone()))
+            .chain(
+                self.dead_letters
+                    .path
+                    .parent()
+                    .map(|p| {
+                        if p.as_os_str().is_empty() {
+                            std::path::Path::new(".")
+                        } else {
+                            p
+                        }
+                    })
+                    .map(std::path::Path::to_path_buf),
+            )
+            .chain(self.resources.data_roots.iter().cloned());
+        for root in candidates {
+            if !roots.contains(&root) {
+                roots.push(root);
+            }
+        }
+        roots
+    }
+
+    /// The peers whose `/status` the resource optimizer polls: every other node with an `api_url`.
+    pub fn resource_peers(&self, this_node: &str) -> Vec<actors::resources::actor::PeerEndpoint> {
+        self.cluster
+            .nodes
+            .iter()
+            .filter(|n| n.name != this_node)
+            .filter_map(|n| {
+                Some(actors::resources::actor::PeerEndpoint {
+                    name: n.name.clone(),
+                    api_url: n.api_url.clone()?,
+                })
+            })
+            .collect()
+    }
+
+
     /// The roles of node `name`: its `roles` in `cluster.nodes`; both roles in a single-machine cluster (no
     /// `nodes`); none for a node not listed.
     pub fn node_roles(&self, name: &str) -> Vec<Role> {

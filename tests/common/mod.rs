@@ -80,6 +80,16 @@ data_server:
     )
 }
 
+/// Disk and memory thresholds out of the host's way for daemons started by [`Daemon::start`]: a test that is not
+/// about pressure must not see its jobs paused (or its `/health` degraded) because the machine running it has a
+/// nearly full disk. Tests about pressure start the daemon with [`command`] and set their own thresholds.
+pub const HOST_INDEPENDENT_PRESSURE: [(&str, &str); 4] = [
+    ("COORDINATOR_RESOURCES__DISK_WARNING_PERCENT", "99.5"),
+    ("COORDINATOR_RESOURCES__DISK_CRITICAL_PERCENT", "100"),
+    ("COORDINATOR_RESOURCES__MEMORY_WARNING_PERCENT", "99.5"),
+    ("COORDINATOR_RESOURCES__MEMORY_CRITICAL_PERCENT", "100"),
+];
+
 /// A running daemon; killed on drop.
 pub struct Daemon {
     pub dir: tempfile::TempDir,
@@ -125,6 +135,7 @@ impl Daemon {
         let child = command(dir.path())
             .envs(env.iter().copied())
             .args(["run", "--config", "config.yaml"])
+            .envs(HOST_INDEPENDENT_PRESSURE)
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()

@@ -67,6 +67,8 @@ impl NodeFigures {
 /// Pushed to the scheduler each interval: the figures of every node in the view and the peers that left it.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ClusterFigures {
+    /// The node that sent it (its own pressure pauses it through the gate, not the plan).
+    pub local: String,
     /// This node and every peer in the view.
     pub nodes: Vec<NodeFigures>,
     /// Peers not heard from for `stale_after`: out of the plan until they answer.
@@ -95,9 +97,10 @@ impl ClusterFigures {
             .filter(|gb| *gb > 0.0)
     }
 
-    /// True when `node` must get no games: it left the view, or its pressure gate is closed.
+    /// True when `node` must get no games: it left the view, or it is a peer whose pressure gate is closed.
     pub fn leaves_plan(&self, node: &str) -> bool {
-        self.left.iter().any(|n| n == node) || self.of(node).is_some_and(|f| f.paused)
+        self.left.iter().any(|n| n == node)
+            || (node != self.local && self.of(node).is_some_and(|f| f.paused))
     }
 }
 
@@ -180,10 +183,13 @@ impl ClusterView {
         now.saturating_duration_since(peer.heard_at.unwrap_or(self.since)) < self.stale_after
     }
 
-    /// `node` answered with `figures`.
+    /// `node` answered with `figures` (filed under the cluster file's name for it, whatever it calls itself).
     pub fn heard(&mut self, node: &str, figures: NodeFigures, now: Instant) -> Vec<ViewChange> {
         if let Some(peer) = self.peers.get_mut(node) {
-            peer.figures = Some(figures);
+            peer.figures = Some(NodeFigures {
+                node: node.to_string(),
+                ..figures
+            });
             peer.heard_at = Some(now);
             peer.error = None;
         }
@@ -228,6 +234,7 @@ impl ClusterView {
     /// What the scheduler is told: `local` plus every peer in the view with figures, and the peers that left.
     pub fn figures(&self, local: NodeFigures, now: Instant) -> ClusterFigures {
         let mut out = ClusterFigures {
+            local: local.node.clone(),
             nodes: vec![local],
             left: Vec::new(),
         };
@@ -356,6 +363,7 @@ mod tests {
         };
         assert_eq!(bare.load(), Some(0.4));
         let cluster = ClusterFigures {
+            local: "g".into(),
             nodes: vec![
                 gpu,
                 NodeFigures {
@@ -368,7 +376,15 @@ mod tests {
         assert_eq!(cluster.load_of("g"), Some(0.85));
         assert_eq!(cluster.gpu_memory_gb_of("g"), Some(79.6));
         assert_eq!(cluster.gpu_memory_gb_of("c"), None);
-        assert!(cluster.leaves_plan("c"), "a paused node gets no games");
+        assert!(cluster.leaves_plan("c"), "a paused peer gets no games");
+        let local_paused = ClusterFigures {
+            local: "c".into(),
+            ..cluster.clone()
+        };
+        assert!(
+            !local_paused.leaves_plan("c"),
+            "this node's own pause is the gate's"
+        );
         assert_eq!(cluster.load_of("unknown"), None);
     }
 }

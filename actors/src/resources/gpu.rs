@@ -173,7 +173,7 @@ pub fn parse_nvidia_smi(text: &str) -> Result<Vec<GpuInfo>, GpuParseError> {
 }
 
 /// What one GPU query found.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum GpuProbe {
     /// The command is not on PATH: a CPU-only node.
     NotInstalled,

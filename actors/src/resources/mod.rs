@@ -9,11 +9,20 @@
 //! - [`policy`]: every decision as pure code: the band controller (job target), pressure (pause/resume), the GPU
 //!   reading kept through failures, rate negotiation, the `resources` health check.
 //! - [`cluster`]: the cluster view of every node's figures; peers that fall silent for 300 s leave it.
+//! - [`actor`]: the shell: rounds of measurements off its thread, `CapacityUpdate`s and `ClusterFigures` to the
+//!   scheduler, the pressure gate, the `resources` health check, peer polls.
+//! - [`messages`]: the `/status` query and the actor's internal events.
+//! - [`metrics`]: the `coordinator_resources_…` gauges of `/metrics`.
 
+pub mod actor;
 pub mod cluster;
 pub mod config;
 pub mod gpu;
+pub mod messages;
+pub mod metrics;
 pub mod policy;
 pub mod sample;
 
+pub use actor::{OptimizerSetup, PeerEndpoint, ResourceOptimizer};
 pub use config::ResourcesConfig;
+pub use messages::ResourcesStatus;

@@ -431,7 +431,7 @@ pub enum Action {
 }
 
 /// One round of measurements.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Observation {
     /// The OS sample.
     pub sample: Sample,
@@ -505,6 +505,8 @@ pub struct ResourcePolicy {
     last: Option<ControlDecision>,
     cap: u32,
     paused: bool,
+    /// No round seen yet: the gate is closed until the first one says the disks are fine.
+    first: bool,
     level: PressureLevel,
     reasons: Vec<String>,
     warned: bool,
@@ -531,7 +533,8 @@ impl ResourcePolicy {
             controller: BandController::new(initial_target),
             last: None,
             cap: initial_target.max(1),
-            paused: false,
+            paused: true,
+            first: true,
             level: PressureLevel::Ok,
             reasons: Vec::new(),
             warned: false,
@@ -543,6 +546,10 @@ impl ResourcePolicy {
             health: None,
         }
     }
+
+    /// Why the gate is closed before the first round (the shell closes it with this at start).
+    pub const FIRST_ROUND_REASON: &'static str =
+        "waiting for the first measurement of disks and memory";
 
     /// True while the gate is closed.
     pub fn paused(&self) -> bool {
@@ -634,12 +641,20 @@ impl ResourcePolicy {
         let (level, reasons) = assess_pressure(sample, &self.config);
         let summary = reasons.join("; ");
         match level {
-            PressureLevel::Critical if !self.paused => {
+            PressureLevel::Critical if !self.paused || self.first => {
                 self.paused = true;
                 actions.push(Action::Pause {
                     reason: summary.clone(),
                 });
                 actions.push(Action::Log(Notice::Paused { reason: summary }));
+            }
+            PressureLevel::Ok | PressureLevel::Warning if self.first => {
+                // The gate was closed only until this first round; a warning alone does not keep it closed.
+                self.paused = false;
+                actions.push(Action::Resume);
+                if level == PressureLevel::Warning {
+                    actions.push(Action::Log(Notice::Warning { reason: summary }));
+                }
             }
             PressureLevel::Ok if self.paused => {
                 self.paused = false;
@@ -655,6 +670,7 @@ impl ResourcePolicy {
             }
             _ => {}
         }
+        self.first = false;
         self.warned = level >= PressureLevel::Warning;
         self.level = level;
         self.reasons = reasons;
@@ -681,6 +697,9 @@ impl ResourcePolicy {
     }
 
     fn health_check(&self) -> HealthCheck {
+        if self.first {
+            return HealthCheck::new(HealthStatus::Degraded, Self::FIRST_ROUND_REASON);
+        }
         if self.paused {
             return HealthCheck::new(
                 HealthStatus::Failing,

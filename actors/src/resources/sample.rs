@@ -3,10 +3,11 @@
 //! use is measured over the time since the previous sample, so the first sample has none); which disk a
 //! directory lives on is the pure [`mount_of`].
 //!
-//! Disk use is `(total − available) / total`: space reserved for root counts as used, because this daemon (and
-//! the jobs it starts) cannot write there. A directory that does not exist yet is measured on its nearest
-//! existing parent (where it will be created); a directory whose disk cannot be found or read is an error,
-//! which the policy counts as critical.
+//! Disk use is `df`'s `Use%`: used / (used + available to unprivileged users), from `statvfs` of the directory
+//! itself (so it is exactly the filesystem that holds it); `sysinfo`'s mount list names that filesystem. At 100 %
+//! nothing more can be written by this daemon or its jobs. A directory that does not exist yet is measured on its
+//! nearest existing parent (where it will be created); a directory whose disk cannot be found or read is an
+//! error, which the policy counts as critical.
 
 use std::path::{Path, PathBuf};
 
@@ -97,6 +98,36 @@ pub fn mount_of(path: &Path, mounts: &[&Path]) -> Option<usize> {
         .map(|(i, _)| i)
 }
 
+/// `df`'s use %: used / (used + available), from the filesystem's total, free and available-to-users bytes.
+pub fn df_percent(total: u64, free: u64, available: u64) -> Option<f64> {
+    let used = total.saturating_sub(free);
+    let denominator = used + available.min(free);
+    (denominator > 0).then(|| 100.0 * used as f64 / denominator as f64)
+}
+
+/// (total, free, available-to-users) bytes of the filesystem holding `path`.
+fn statvfs(path: &Path) -> std::io::Result<(u64, u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: a zeroed statvfs is a valid value of this plain C struct; statvfs only writes into it.
+    let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c_path is a NUL-terminated string that outlives the call; stats is ours to write.
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stats) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let unit = if stats.f_frsize > 0 {
+        stats.f_frsize
+    } else {
+        stats.f_bsize
+    } as u64;
+    Ok((
+        stats.f_blocks as u64 * unit,
+        stats.f_bfree as u64 * unit,
+        stats.f_bavail as u64 * unit,
+    ))
+}
+
 /// `path` made absolute and canonical, or its nearest existing parent's when it does not exist yet.
 fn existing_canonical(path: &Path) -> std::io::Result<PathBuf> {
     let mut candidate = if path.is_absolute() {
@@ -184,21 +215,23 @@ fn disk_readings(roots: &[PathBuf]) -> Vec<DiskReading> {
                     format!("no mounted filesystem holds {}", canonical.display()),
                 );
             };
-            let disk = &disks.list()[i];
-            let total = disk.total_space();
-            let available = disk.available_space().min(total);
-            if total == 0 {
+            let mount = disks.list()[i].mount_point().to_path_buf();
+            let (total, free, available) = match statvfs(&canonical) {
+                Ok(numbers) => numbers,
+                Err(e) => return DiskReading::unreadable(root, format!("statvfs failed: {e}")),
+            };
+            let Some(used_percent) = df_percent(total, free, available) else {
                 return DiskReading::unreadable(
                     root,
-                    format!("{} reports a size of 0", disk.mount_point().display()),
+                    format!("{} reports a size of 0", mount.display()),
                 );
-            }
+            };
             DiskReading {
                 path: root.clone(),
-                mount: Some(disk.mount_point().to_path_buf()),
+                mount: Some(mount),
                 total_bytes: total,
                 available_bytes: available,
-                used_percent: Some(100.0 * (total - available) as f64 / total as f64),
+                used_percent: Some(used_percent),
                 error: None,
             }
         })
@@ -228,6 +261,17 @@ mod tests {
             assert_eq!(mount_of(Path::new(path), &mounts), expected, "{path}");
         }
         assert_eq!(mount_of(Path::new("/x"), &[Path::new("/data")]), None);
+    }
+
+    #[test]
+    fn disk_use_is_dfs() {
+        // 252 GB disk, 45 used, 47 available to users (the rest reserved for root): df says 49 %.
+        let gb = 1_000_000_000;
+        let used = df_percent(252 * gb, 207 * gb, 47 * gb).unwrap();
+        assert!((used - 100.0 * 45.0 / 92.0).abs() < 1e-9, "{used}");
+        assert_eq!(df_percent(100, 0, 0), Some(100.0));
+        assert_eq!(df_percent(100, 100, 100), Some(0.0));
+        assert_eq!(df_percent(0, 0, 0), None);
     }
 
     #[test]

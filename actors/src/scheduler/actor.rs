@@ -10,6 +10,8 @@
 //! so they keep running while the actor stops gracefully; their outcome comes back as [`JobFinished`]. A failed job
 //! is retried by the table's rules, then stored as a dead letter ([`RunJob`], replayable). Concurrency per node
 //! follows the resource optimizer's [`CapacityUpdate`].
+//! No job starts while its [`PressureGate`] is closed, and the resource optimizer's [`ClusterFigures`] give the
+//! plan each node's measured load and take out peers that fell silent or are under pressure.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -40,6 +42,7 @@ use crate::jobs::tracker::{Decision, JobTracker, JobsSnapshot, TrackerLimits};
 use crate::pressure::PressureGate;
 use crate::runtime::health::HealthBoard;
 use crate::runtime::ids::{self, CorrelationId, MessageMeta};
+use crate::resources::cluster::ClusterFigures;
 use crate::runtime::{Behavior, Ctx, HandlerError, Handles, Message};
 
 /// A node the scheduler may place jobs on.
@@ -335,6 +338,8 @@ pub struct SchedulerActor {
     jobs_received: u64,
     /// This node's name (empty until [`Self::with_role`]: then the local entry of `nodes`).
     this_node: String,
+    /// The resource optimizer's cluster view (load, GPU memory, peers out of the plan).
+    cluster: ClusterFigures,
 }
 
 impl SchedulerActor {
@@ -380,6 +385,7 @@ impl SchedulerActor {
             planner_heard: None,
             jobs_received: 0,
             this_node: String::new(),
+            cluster: ClusterFigures::default(),
             nodes,
             config,
         }
@@ -425,10 +431,13 @@ impl SchedulerActor {
                 PlanNodeState {
                     name: n.name.clone(),
                     gpu: n.gpu.clone(),
-                    gpu_memory_gb: n.gpu_memory_gb,
-                    load: (self.tracker.running_on(&n.name) as f64 / target).min(1.0),
+                    gpu_memory_gb: n.gpu_memory_gb.or(self.cluster.gpu_memory_gb_of(&n.name)),
+                    load: self
+                        .cluster
+                        .load_of(&n.name)
+                        .unwrap_or((self.tracker.running_on(&n.name) as f64 / target).min(1.0)),
                     ephemeral: Some(n.ephemeral),
-                    healthy: true,
+                    healthy: !self.cluster.leaves_plan(&n.name),
                     data_lag_seconds: 0.0,
                     cost_per_hour: None,
                 }
@@ -1118,10 +1127,23 @@ impl Handles<CapacityUpdate> for SchedulerActor {
         ctx: &mut Ctx<'_, Self>,
     ) -> Result<(), HandlerError> {
         for (node, jobs) in &msg.targets {
-            tracing::info!(%node, jobs, "job target updated by the resource optimizer");
+            if self.tracker.target(node) != *jobs {
+                tracing::info!(%node, jobs, "job target updated by the resource optimizer");
+            }
             self.tracker.set_target(node, *jobs);
         }
         self.step(ctx, false);
+        Ok(())
+    }
+}
+
+impl Handles<ClusterFigures> for SchedulerActor {
+    fn handle(
+        &mut self,
+        msg: &ClusterFigures,
+        _ctx: &mut Ctx<'_, Self>,
+    ) -> Result<(), HandlerError> {
+        self.cluster = msg.clone();
         Ok(())
     }
 }

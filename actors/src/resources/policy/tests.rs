@@ -297,6 +297,14 @@ fn disk_pressure_pauses_at_critical_and_resumes_below_warning() {
         GpuProbe::NotInstalled,
     );
     assert!(!has_pause(&a) && !p.paused());
+    assert!(
+        a.contains(&Action::Resume),
+        "the gate closed until the first round opens"
+    );
+    assert!(
+        !a.contains(&Action::Log(Notice::Resumed)),
+        "no 'resumed' line at start"
+    );
     assert_eq!(health(&a), Some(HealthStatus::Ok));
     // Warning: logged once, health degraded, no pause.
     let a = observe(
@@ -361,6 +369,25 @@ fn disk_pressure_pauses_at_critical_and_resumes_below_warning() {
     assert!(a
         .iter()
         .any(|a| matches!(a, Action::SetTarget { node, .. } if node == "n")));
+}
+
+#[test]
+fn the_gate_stays_closed_when_the_first_round_is_critical() {
+    let t0 = Instant::now();
+    let mut p = ResourcePolicy::new(config(), TargetJobsPolicy::default(), "n", 2);
+    assert!(p.paused(), "closed until the first round");
+    assert_eq!(p.health_check().status, HealthStatus::Degraded);
+    let a = observe(
+        &mut p,
+        t0,
+        sample(Some(50.0), 40.0, &[Some(97.0)]),
+        GpuProbe::NotInstalled,
+    );
+    assert!(p.paused() && has_pause(&a) && !a.contains(&Action::Resume));
+    assert!(a
+        .iter()
+        .any(|a| matches!(a, Action::Log(Notice::Paused { .. }))));
+    assert_eq!(health(&a), Some(HealthStatus::Failing));
 }
 
 #[test]
