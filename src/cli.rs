@@ -64,6 +64,21 @@ pub enum Command {
         #[command(subcommand)]
         action: DeadLetterAction,
     },
+    /// Run one sync cycle now through the running daemon and print its report (exit 1 if any operation failed).
+    Sync {
+        /// Run one cycle and exit (the only mode).
+        #[arg(long)]
+        once: bool,
+        /// Only pull from this peer.
+        #[arg(long)]
+        peer: Option<String>,
+        /// Control API base URL (default: from the config's `api.bind`).
+        #[arg(long)]
+        api: Option<String>,
+        /// Config file (for the API address, the token and the cycle deadline).
+        #[arg(long, default_value = "config.yaml")]
+        config: PathBuf,
+    },
     /// Dry run of the scheduler: read a cluster-state JSON (`-` = stdin), print priorities, budgets, allocation.
     Plan {
         #[arg(long)]

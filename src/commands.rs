@@ -34,6 +34,12 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             init_cli_logging(log_format, log_level);
             crate::client::dead_letters(api, &config, action)
         }
+        Command::Sync {
+            once,
+            peer,
+            api,
+            config,
+        } => crate::client::sync_once(once, peer, api, &config),
         Command::Plan { state, config } => crate::plan_cmd::run(&state, config.as_deref()),
         Command::DataServer {
             root,

@@ -84,13 +84,13 @@ pub fn sqlite_integrity(path: &Path) -> Result<(), String> {
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|e| format!("cannot open as SQLite: {e}"))?;
-    let answer: Result<Vec<String>, _> = db
-        .prepare("PRAGMA integrity_check")
-        .and_then(|mut statement| {
-            statement
-                .query_map([], |row| row.get::<_, String>(0))?
-                .collect()
-        });
+    let answer: Result<Vec<String>, _> =
+        db.prepare("PRAGMA integrity_check")
+            .and_then(|mut statement| {
+                statement
+                    .query_map([], |row| row.get::<_, String>(0))?
+                    .collect()
+            });
     match answer {
         Ok(lines) if lines.len() == 1 && lines[0] == "ok" => Ok(()),
         Ok(lines) => Err(lines.into_iter().take(3).collect::<Vec<_>>().join("; ")),
@@ -108,14 +108,22 @@ pub fn verify_and_install(
     quarantine: &Path,
 ) -> Result<(), InstallFailure> {
     let io = |what: &str, e: std::io::Error| {
-        failure(FailureKind::Transient, format!("{what} {}: {e}", temp.display()))
+        failure(
+            FailureKind::Transient,
+            format!("{what} {}: {e}", temp.display()),
+        )
     };
-    let size = std::fs::metadata(temp).map_err(|e| io("cannot stat", e))?.len();
+    let size = std::fs::metadata(temp)
+        .map_err(|e| io("cannot stat", e))?
+        .len();
     if size != expected.size {
         let _ = std::fs::remove_file(temp);
         return Err(failure(
             FailureKind::Integrity,
-            format!("size mismatch: got {size} bytes, the peer announced {}", expected.size),
+            format!(
+                "size mismatch: got {size} bytes, the peer announced {}",
+                expected.size
+            ),
         ));
     }
     if let Some(want) = expected.sha256 {
@@ -142,8 +150,8 @@ pub fn verify_and_install(
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let target = quarantine.join(format!("{name}.{stamp}"));
-            let moved = std::fs::create_dir_all(quarantine)
-                .and_then(|()| std::fs::rename(temp, &target));
+            let moved =
+                std::fs::create_dir_all(quarantine).and_then(|()| std::fs::rename(temp, &target));
             if moved.is_err() {
                 let _ = std::fs::remove_file(temp);
             }
@@ -186,7 +194,10 @@ mod tests {
     fn a_verified_file_is_renamed_into_place() {
         let (_dir, dest, temp, quarantine) = setup(b"hello");
         let sum = sha256_reader(&b"hello"[..]).unwrap();
-        let expected = Expected { size: 5, sha256: Some(&sum) };
+        let expected = Expected {
+            size: 5,
+            sha256: Some(&sum),
+        };
         verify_and_install(&temp, &dest, &expected, None, &quarantine).expect("installed");
         assert_eq!(std::fs::read(&dest).unwrap(), b"hello");
         assert!(!temp.exists());
@@ -196,15 +207,29 @@ mod tests {
     fn a_mismatch_deletes_the_temp_file_and_installs_nothing() {
         let (_dir, dest, temp, quarantine) = setup(b"hellp");
         let sum = sha256_reader(&b"hello"[..]).unwrap();
-        let expected = Expected { size: 5, sha256: Some(&sum) };
+        let expected = Expected {
+            size: 5,
+            sha256: Some(&sum),
+        };
         let failure = verify_and_install(&temp, &dest, &expected, None, &quarantine).unwrap_err();
         assert_eq!(failure.kind, FailureKind::Integrity);
-        assert!(failure.reason.contains("sha256 mismatch"), "{}", failure.reason);
+        assert!(
+            failure.reason.contains("sha256 mismatch"),
+            "{}",
+            failure.reason
+        );
         assert!(!temp.exists() && !dest.exists());
         let (_dir, dest, temp, quarantine) = setup(b"hell");
-        let expected = Expected { size: 5, sha256: Some(&sum) };
+        let expected = Expected {
+            size: 5,
+            sha256: Some(&sum),
+        };
         let failure = verify_and_install(&temp, &dest, &expected, None, &quarantine).unwrap_err();
-        assert!(failure.reason.contains("size mismatch"), "{}", failure.reason);
+        assert!(
+            failure.reason.contains("size mismatch"),
+            "{}",
+            failure.reason
+        );
         assert!(!temp.exists() && !dest.exists());
     }
 
@@ -214,7 +239,8 @@ mod tests {
         let good = dir.path().join("good.db");
         {
             let db = rusqlite::Connection::open(&good).unwrap();
-            db.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);").unwrap();
+            db.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+                .unwrap();
         }
         assert_eq!(sqlite_integrity(&good), Ok(()));
         let mut bytes = std::fs::read(&good).unwrap();
@@ -227,9 +253,13 @@ mod tests {
         std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
         std::fs::write(&temp, &bytes).unwrap();
         let sum = sha256_reader(&bytes[..]).unwrap();
-        let expected = Expected { size: bytes.len() as u64, sha256: Some(&sum) };
+        let expected = Expected {
+            size: bytes.len() as u64,
+            sha256: Some(&sum),
+        };
         let quarantine = dir.path().join("quarantine");
-        let failure = verify_and_install(&temp, &dest, &expected, Some(&sum), &quarantine).unwrap_err();
+        let failure =
+            verify_and_install(&temp, &dest, &expected, Some(&sum), &quarantine).unwrap_err();
         assert_eq!(failure.kind, FailureKind::Corrupt);
         let moved = failure.quarantined.expect("quarantined");
         assert!(moved.starts_with(&quarantine) && moved.exists());

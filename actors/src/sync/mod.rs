@@ -5,8 +5,15 @@
 //! - [`config`]: the `sync` section (pull rules, budget, transports, breakers, rhythm and limits) and node roles.
 //! - [`plan`]: pure planning: which (peer, category) operations run, and the inventory diff into transfers.
 //! - [`budget`]: pure time budget, retries with backoff, the fallback chain and the per-(peer, transport) breakers.
+pub mod actor;
+pub mod board;
 pub mod budget;
 pub mod config;
-pub mod plan;
 pub mod install;
+pub mod messages;
+pub mod metrics;
+pub mod plan;
+pub mod policy;
+pub mod report;
+pub mod run;
 pub mod transport;

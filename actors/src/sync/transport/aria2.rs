@@ -36,9 +36,15 @@ impl Aria2Transport {
             "--continue=true".to_string(),
             format!("--dir={dir}"),
             format!("--out={name}"),
-            format!("--max-connection-per-server={}", self.config.connections.min(16)),
+            format!(
+                "--max-connection-per-server={}",
+                self.config.connections.min(16)
+            ),
             format!("--split={}", self.config.split),
-            format!("--min-split-size={}", self.config.min_split_size.0.max(1 << 20)),
+            format!(
+                "--min-split-size={}",
+                self.config.min_split_size.0.max(1 << 20)
+            ),
             "--connect-timeout=10".to_string(),
             format!("--timeout={}", idle.as_secs().max(1)),
             "--max-tries=1".to_string(),
@@ -84,10 +90,19 @@ impl Transport for Aria2Transport {
             request.temp.parent().and_then(|d| d.to_str()),
             request.temp.file_name().and_then(|n| n.to_str()),
         ) else {
-            return Err(Failure::new(FailureKind::Unavailable, "temp path is not UTF-8"));
+            return Err(Failure::new(
+                FailureKind::Unavailable,
+                "temp path is not UTF-8",
+            ));
         };
-        let url = file_url(data_url, &request.transfer.category, &request.transfer.remote_path);
-        let before = std::fs::metadata(request.temp).map(|m| m.len()).unwrap_or(0);
+        let url = file_url(
+            data_url,
+            &request.transfer.category,
+            &request.transfer.remote_path,
+        );
+        let before = std::fs::metadata(request.temp)
+            .map(|m| m.len())
+            .unwrap_or(0);
         let mut command = Command::new(&self.config.program);
         command.args(self.arguments(
             &url,
@@ -106,7 +121,9 @@ impl Transport for Aria2Transport {
             classify,
         )?;
         let _ = std::fs::remove_file(control);
-        let after = std::fs::metadata(request.temp).map(|m| m.len()).unwrap_or(0);
+        let after = std::fs::metadata(request.temp)
+            .map(|m| m.len())
+            .unwrap_or(0);
         Ok(Fetched {
             bytes: after.saturating_sub(before),
             sha256: None,
@@ -121,12 +138,28 @@ mod tests {
     #[test]
     fn arguments_continue_and_verify() {
         let transport = Aria2Transport::new(&Aria2TransportConfig::default());
-        let args = transport.arguments("http://h/files/games/a.db", "/d", ".a.db.partial", Some("ab"), Duration::from_secs(30));
-        for expected in ["--continue=true", "--checksum=sha-256=ab", "--split=16", "--max-connection-per-server=16", "--timeout=30", "--out=.a.db.partial"] {
+        let args = transport.arguments(
+            "http://h/files/games/a.db",
+            "/d",
+            ".a.db.partial",
+            Some("ab"),
+            Duration::from_secs(30),
+        );
+        for expected in [
+            "--continue=true",
+            "--checksum=sha-256=ab",
+            "--split=16",
+            "--max-connection-per-server=16",
+            "--timeout=30",
+            "--out=.a.db.partial",
+        ] {
             assert!(args.iter().any(|a| a == expected), "{expected}: {args:?}");
         }
         assert_eq!(classify(Some(32), ""), FailureKind::Integrity);
         assert_eq!(classify(Some(3), ""), FailureKind::Unavailable);
-        assert_eq!(classify(Some(6), "Connection refused"), FailureKind::Unreachable);
+        assert_eq!(
+            classify(Some(6), "Connection refused"),
+            FailureKind::Unreachable
+        );
     }
 }

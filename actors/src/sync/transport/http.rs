@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{file_url, encode_segment, Failure, FetchRequest, Fetched, Transport};
+use super::{encode_segment, file_url, Failure, FetchRequest, Fetched, Transport};
 use crate::sync::budget::FailureKind;
 use crate::sync::config::{HttpTransportConfig, TransportKind};
 
@@ -59,7 +59,11 @@ pub fn classify(error: &ureq::Error) -> (FailureKind, String) {
                 .map(io::Error::kind);
             let unreachable = matches!(
                 io_kind,
-                Some(io::ErrorKind::ConnectionRefused | io::ErrorKind::HostUnreachable | io::ErrorKind::NetworkUnreachable)
+                Some(
+                    io::ErrorKind::ConnectionRefused
+                        | io::ErrorKind::HostUnreachable
+                        | io::ErrorKind::NetworkUnreachable
+                )
             ) || text.contains("Connection refused")
                 || text.contains("No route to host")
                 || transport.kind() == ureq::ErrorKind::Dns;
@@ -107,15 +111,21 @@ pub fn fetch_checksum(
         "{}/checksum/{}/{}",
         data_url.trim_end_matches('/'),
         encode_segment(category),
-        path.split('/').map(encode_segment).collect::<Vec<_>>().join("/")
+        path.split('/')
+            .map(encode_segment)
+            .collect::<Vec<_>>()
+            .join("/")
     );
     let response = agent(timeout, timeout).get(&url).call().map_err(|e| {
         let (kind, reason) = classify(&e);
         Failure::new(kind, format!("GET {url}: {reason}"))
     })?;
-    let answer: Answer = response
-        .into_json()
-        .map_err(|e| Failure::new(FailureKind::Transient, format!("GET {url}: bad answer: {e}")))?;
+    let answer: Answer = response.into_json().map_err(|e| {
+        Failure::new(
+            FailureKind::Transient,
+            format!("GET {url}: bad answer: {e}"),
+        )
+    })?;
     Ok((answer.sha256.to_ascii_lowercase(), answer.size))
 }
 
@@ -145,7 +155,9 @@ impl Transport for HttpTransport {
             ));
         };
         let url = file_url(data_url, &transfer.category, &transfer.remote_path);
-        let mut have = std::fs::metadata(request.temp).map(|m| m.len()).unwrap_or(0);
+        let mut have = std::fs::metadata(request.temp)
+            .map(|m| m.len())
+            .unwrap_or(0);
         if have > transfer.size {
             have = 0;
         }
@@ -235,10 +247,7 @@ impl Transport for HttpTransport {
             // Kept for the next attempt to resume.
             return Err(Failure {
                 kind: FailureKind::Transient,
-                reason: format!(
-                    "connection closed after {total} of {} bytes",
-                    transfer.size
-                ),
+                reason: format!("connection closed after {total} of {} bytes", transfer.size),
                 bytes,
             });
         }

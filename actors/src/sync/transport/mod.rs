@@ -111,7 +111,10 @@ pub fn file_url(data_url: &str, category: &str, path: &str) -> String {
         "{}/files/{}/{}",
         data_url.trim_end_matches('/'),
         encode_segment(category),
-        path.split('/').map(encode_segment).collect::<Vec<_>>().join("/")
+        path.split('/')
+            .map(encode_segment)
+            .collect::<Vec<_>>()
+            .join("/")
     )
 }
 

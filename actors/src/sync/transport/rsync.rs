@@ -58,7 +58,14 @@ impl RsyncTransport {
     }
 
     /// The arguments of one pull.
-    pub fn arguments(&self, ssh: &str, category: &str, path: &str, idle_s: u64, temp: &str) -> Vec<String> {
+    pub fn arguments(
+        &self,
+        ssh: &str,
+        category: &str,
+        path: &str,
+        idle_s: u64,
+        temp: &str,
+    ) -> Vec<String> {
         let root = self.remote_root.trim_end_matches('/');
         let source = if root.is_empty() {
             format!("{ssh}:{category}/{path}")
@@ -102,13 +109,21 @@ impl Transport for RsyncTransport {
         let Some(ssh) = request.peer.ssh.as_deref() else {
             return Err(Failure::new(
                 FailureKind::Unavailable,
-                format!("peer {} has no ssh destination (cluster.nodes[].ssh)", request.peer.name),
+                format!(
+                    "peer {} has no ssh destination (cluster.nodes[].ssh)",
+                    request.peer.name
+                ),
             ));
         };
         let Some(temp) = request.temp.to_str() else {
-            return Err(Failure::new(FailureKind::Unavailable, "temp path is not UTF-8"));
+            return Err(Failure::new(
+                FailureKind::Unavailable,
+                "temp path is not UTF-8",
+            ));
         };
-        let before = std::fs::metadata(request.temp).map(|m| m.len()).unwrap_or(0);
+        let before = std::fs::metadata(request.temp)
+            .map(|m| m.len())
+            .unwrap_or(0);
         let mut command = Command::new(&self.program);
         command.args(self.arguments(
             ssh,
@@ -125,7 +140,9 @@ impl Transport for RsyncTransport {
             request.cancel,
             classify,
         )?;
-        let after = std::fs::metadata(request.temp).map(|m| m.len()).unwrap_or(0);
+        let after = std::fs::metadata(request.temp)
+            .map(|m| m.len())
+            .unwrap_or(0);
         Ok(Fetched {
             bytes: after.saturating_sub(before),
             sha256: None,
@@ -145,7 +162,12 @@ mod tests {
         });
         let args = transport.arguments("u@h", "games", "a b/c.db", 30, "/d/.c.db.partial");
         let shell = &args[args.iter().position(|a| a == "-e").unwrap() + 1];
-        for option in ["BatchMode=yes", "ConnectTimeout=10", "ServerAliveInterval=5", "StrictHostKeyChecking=accept-new"] {
+        for option in [
+            "BatchMode=yes",
+            "ConnectTimeout=10",
+            "ServerAliveInterval=5",
+            "StrictHostKeyChecking=accept-new",
+        ] {
             assert!(shell.contains(option), "{shell}");
         }
         assert!(!shell.contains("StrictHostKeyChecking=no"));
@@ -158,9 +180,27 @@ mod tests {
 
     #[test]
     fn exits_are_classified() {
-        assert_eq!(classify(Some(255), "ssh: connect to host h port 22: Connection refused"), FailureKind::Unreachable);
-        assert_eq!(classify(Some(23), "rsync: link_stat \"x\" failed: No such file or directory"), FailureKind::Unavailable);
-        assert_eq!(classify(Some(30), "timeout in data send/receive"), FailureKind::Transient);
-        assert_eq!(classify(Some(12), "connection unexpectedly closed"), FailureKind::Transient);
+        assert_eq!(
+            classify(
+                Some(255),
+                "ssh: connect to host h port 22: Connection refused"
+            ),
+            FailureKind::Unreachable
+        );
+        assert_eq!(
+            classify(
+                Some(23),
+                "rsync: link_stat \"x\" failed: No such file or directory"
+            ),
+            FailureKind::Unavailable
+        );
+        assert_eq!(
+            classify(Some(30), "timeout in data send/receive"),
+            FailureKind::Transient
+        );
+        assert_eq!(
+            classify(Some(12), "connection unexpectedly closed"),
+            FailureKind::Transient
+        );
     }
 }

@@ -18,9 +18,8 @@ pub fn on_path(program: &Path) -> bool {
     if program.components().count() > 1 {
         return program.is_file();
     }
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 /// Size of the largest of `outputs` (a program may write to a side file first).
@@ -55,7 +54,10 @@ pub fn run_watched(
         )
     })?;
     let pid = child.id() as i32;
-    let stderr_reader = child.stderr.take().map(|stderr| std::thread::spawn(move || read_tail(stderr)));
+    let stderr_reader = child
+        .stderr
+        .take()
+        .map(|stderr| std::thread::spawn(move || read_tail(stderr)));
     let start_size = progress_of(outputs);
     let mut last_size = start_size;
     let mut last_progress = Instant::now();
@@ -145,9 +147,14 @@ fn read_tail(stderr: impl std::io::Read) -> String {
 
 /// "Connection refused" / "No route to host" in a program's stderr: the next transport at once.
 pub fn unreachable_in(stderr: &str) -> bool {
-    ["Connection refused", "No route to host", "Network is unreachable", "Could not resolve hostname"]
-        .iter()
-        .any(|needle| stderr.contains(needle))
+    [
+        "Connection refused",
+        "No route to host",
+        "Network is unreachable",
+        "Could not resolve hostname",
+    ]
+    .iter()
+    .any(|needle| stderr.contains(needle))
 }
 
 #[cfg(test)]
@@ -178,13 +185,20 @@ mod tests {
         )
         .expect_err("killed");
         assert!(started.elapsed() < Duration::from_secs(10));
-        assert!(failure.reason.contains("idle timeout"), "{}", failure.reason);
+        assert!(
+            failure.reason.contains("idle timeout"),
+            "{}",
+            failure.reason
+        );
     }
 
     #[test]
     fn exit_codes_and_stderr_are_classified() {
         let mut command = Command::new("sh");
-        command.args(["-c", "echo 'ssh: connect to host x port 22: Connection refused' >&2; exit 255"]);
+        command.args([
+            "-c",
+            "echo 'ssh: connect to host x port 22: Connection refused' >&2; exit 255",
+        ]);
         let failure = run_watched(
             command,
             "rsync",
