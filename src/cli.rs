@@ -103,6 +103,9 @@ pub enum Command {
         /// HTTP worker threads.
         #[arg(long, default_value_t = 4)]
         workers: usize,
+        /// Files modified within this long wait for a later inventory.
+        #[arg(long, default_value = "2s")]
+        settle: humantime::Duration,
         /// TEST HOOK ONLY: stop answering /health after this long (simulates a hung server in fault drills).
         #[arg(long, hide = true)]
         test_hook_hang_health_after: Option<humantime::Duration>,

@@ -47,6 +47,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             categories,
             node,
             workers,
+            settle,
             test_hook_hang_health_after,
         } => {
             init_cli_logging(log_format, log_level);
@@ -56,6 +57,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
                 categories,
                 node,
                 workers,
+                settle.into(),
                 test_hook_hang_health_after.map(Into::into),
             )
         }
@@ -153,12 +155,14 @@ fn data_server(
     categories: Vec<String>,
     node: Option<String>,
     workers: usize,
+    settle: Duration,
     hang_after: Option<Duration>,
 ) -> Result<ExitCode> {
     use actors::data_server::server::{run_standalone, ServerOptions};
     let mut options = ServerOptions::new(root, node.unwrap_or_else(|| "local".to_string()));
     options.bind = bind;
     options.workers = workers.max(1);
+    options.settle = settle;
     options.test_hook_hang_health_after = hang_after;
     if !categories.is_empty() {
         options.categories.clear();

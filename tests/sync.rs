@@ -110,6 +110,23 @@ fn write_games(file: &Path, games: u32, seed: u64) {
         "selfplay-demo: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    age(file);
+}
+
+/// Writes `content` to `file` with an mtime a minute ago (older than data_server.settle).
+fn write_old(file: &Path, content: &[u8]) {
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(file, content).unwrap();
+    age(file);
+}
+
+/// Sets `file`'s mtime a minute back, so the next inventory lists it (data_server.settle).
+fn age(file: &Path) {
+    std::fs::File::options()
+        .write(true)
+        .open(file)
+        .and_then(|f| f.set_modified(std::time::SystemTime::now() - Duration::from_secs(60)))
+        .expect("age the file");
 }
 
 /// `coordinator sync --once` against `daemon`; (exit code, report).
@@ -167,8 +184,7 @@ fn a_training_node_pulls_a_workers_games_and_the_worker_pulls_models() {
         write_games(&dir.join("data/games/hex8_2p/hex8_2p-0001.db"), 3, 1);
     });
     let trainer_daemon = start(&trainer, &cluster, "", |dir| {
-        std::fs::create_dir_all(dir.join("data/models")).unwrap();
-        std::fs::write(dir.join("data/models/hex8_2p.onnx"), vec![7u8; 100_000]).unwrap();
+        write_old(&dir.join("data/models/hex8_2p.onnx"), &[7u8; 100_000]);
         // A file of the same name from another worker must survive beside the pulled one.
         write_games(&dir.join("data/games/hex8_2p/hex8_2p-0001.db"), 1, 9);
     });
@@ -228,7 +244,6 @@ fn a_training_node_pulls_a_workers_games_and_the_worker_pulls_models() {
         .path()
         .join("data/games/hex8_2p/hex8_2p-0002.db");
     write_games(&second, 2, 3);
-    std::thread::sleep(Duration::from_millis(2100)); // the data server lists a file once it settled
     let noticed = Instant::now();
     let (status, _) = trainer_daemon.post("/sync/notify?peer=worker");
     assert_eq!(status, 202);
@@ -312,8 +327,7 @@ fn an_unreachable_peer_opens_its_circuit_and_others_are_unaffected() {
     let dead = node("dead", "[selfplay]"); // nothing listens on its ports
     let cluster = [&trainer, &worker, &dead];
     let _worker_daemon = start(&worker, &cluster, "", |dir| {
-        std::fs::create_dir_all(dir.join("data/games")).unwrap();
-        std::fs::write(dir.join("data/games/a.jsonl"), b"{}\n").unwrap();
+        write_old(&dir.join("data/games/a.jsonl"), b"{}\n");
     });
     let extra = "  http:\n    breaker:\n      failure_threshold: 2\n      recovery: 1h\n      max_recovery: 1h\n";
     let trainer_daemon = start(&trainer, &cluster, extra, |_| {});
