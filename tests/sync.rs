@@ -23,6 +23,7 @@ struct Node {
     api: u16,
     data: u16,
     roles: &'static str,
+    ssh: Option<String>,
 }
 
 fn cluster_yaml(nodes: &[&Node]) -> String {
@@ -32,6 +33,9 @@ fn cluster_yaml(nodes: &[&Node]) -> String {
             "    - name: {}\n      api_url: http://127.0.0.1:{}\n      data_url: http://127.0.0.1:{}\n      roles: {}\n",
             n.name, n.api, n.data, n.roles
         ));
+        if let Some(ssh) = &n.ssh {
+            out.push_str(&format!("      ssh: {ssh}\n"));
+        }
     }
     out
 }
@@ -61,10 +65,14 @@ resources:
 sync:
   interval: 1h
   min_free_disk: 1MiB
-  transports: [http]
-{sync_extra}"#,
+{transports}{sync_extra}"#,
         name = me.name,
         cluster = cluster_yaml(cluster),
+        transports = if sync_extra.contains("  transports:") {
+            ""
+        } else {
+            "  transports: [http]\n"
+        },
         api = me.api,
         data = me.data,
     )
@@ -76,6 +84,7 @@ fn node(name: &'static str, roles: &'static str) -> Node {
         api: free_port(),
         data: free_port(),
         roles,
+        ssh: None,
     }
 }
 
@@ -574,6 +583,7 @@ fn trainer_with_fake_peer(port: u16, sync_extra: &str) -> Daemon {
         api: free_port(),
         data: port,
         roles: "[selfplay]",
+        ssh: None,
     };
     start(&trainer, &[&trainer, &fake], sync_extra, |_| {})
 }
@@ -732,4 +742,96 @@ fn sigterm_mid_transfer_exits_in_time_with_no_partial_file_under_a_final_name() 
         stopping.elapsed()
     );
     assert!(!games.join("fake/slow.bin").exists());
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// rsync over a real sshd, aria2c
+
+/// `sync.rsync` settings reaching the test sshd with its generated key, files under `remote_root`.
+fn rsync_extra(dir: &Path, port: u16, remote_root: &Path, transports: &str) -> String {
+    format!(
+        "  transports: {transports}\n  budget:\n    attempts: 1\n  rsync:\n    remote_root: {root}\n    ssh_args: [\"-p\", \"{port}\", \"-i\", \"{key}\", \"-o\", \"UserKnownHostsFile={known}\", \"-o\", \"IdentitiesOnly=yes\"]\n",
+        root = remote_root.display(),
+        key = dir.join("client_key").display(),
+        known = dir.join("known_hosts").display(),
+    )
+}
+
+#[test]
+fn rsync_over_real_ssh_takes_over_when_http_is_cut() {
+    let ssh_dir = tempfile::tempdir().unwrap();
+    let (_sshd, ssh_port) = common::sshd::start_sshd(ssh_dir.path());
+    let content = pattern(3 << 20);
+    // The peer's files on "its" disk, reached over ssh; its data server (fake) lists them but cuts downloads.
+    let remote_root = ssh_dir.path().join("peer-data");
+    write_old(&remote_root.join("games/hex8_2p/big.bin"), &content);
+    let peer = FakePeer::start(
+        "fake",
+        vec![("games", "hex8_2p/big.bin", content.clone())],
+        Serve::CutAfter(100_000),
+    );
+    let trainer = node("trainer", "[training]");
+    let fake = Node {
+        name: "fake",
+        api: free_port(),
+        data: peer.port,
+        roles: "[selfplay]",
+        ssh: Some("root@127.0.0.1".to_string()),
+    };
+    let extra = rsync_extra(ssh_dir.path(), ssh_port, &remote_root, "[http, rsync]");
+    let daemon = start(&trainer, &[&trainer, &fake], &extra, |_| {});
+    let (code, report) = sync_once(&daemon, None);
+    assert_eq!(code, 0, "{report:#}\n{}", daemon.logs());
+    assert_eq!(
+        std::fs::read(daemon.path().join("data/games/fake/hex8_2p/big.bin")).unwrap(),
+        content
+    );
+    let attempts = report["operations"][0]["files"][0]["attempts"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(attempts[0]["transport"], "http");
+    assert_eq!(attempts[0]["success"], false);
+    assert_eq!(attempts[0]["fallback_to"], "rsync");
+    assert_eq!(attempts[1]["transport"], "rsync");
+    assert_eq!(attempts[1]["success"], true, "{attempts:?}");
+    // The http failure a fallback saved is a warning, never an error.
+    let logs = daemon.logs();
+    assert!(logs
+        .lines()
+        .any(|l| l.contains("\"level\":\"WARN\"") && l.contains("sync transport attempt failed")));
+    assert!(
+        !logs
+            .lines()
+            .any(|l| l.contains("\"level\":\"ERROR\"") && l.contains("sync_operation")),
+        "{logs}"
+    );
+    // accept-new recorded the host key (hashed or not, per the system's ssh_config).
+    let known = std::fs::read_to_string(ssh_dir.path().join("known_hosts")).unwrap_or_default();
+    assert!(known.contains("ssh-ed25519"), "{known}");
+}
+
+#[test]
+fn aria2c_pulls_from_a_real_data_server_and_verifies_the_sha256() {
+    let trainer = node("trainer", "[training]");
+    let worker = node("worker", "[selfplay]");
+    let cluster = [&trainer, &worker];
+    let content = pattern(5 << 20);
+    let _worker_daemon = start(&worker, &cluster, "", |dir| {
+        write_old(&dir.join("data/games/big.bin"), &content);
+    });
+    let extra = "  transports: [aria2]\n  aria2:\n    connections: 4\n    split: 4\n";
+    let daemon = start(&trainer, &cluster, extra, |_| {});
+    let (code, report) = sync_once(&daemon, None);
+    assert_eq!(code, 0, "{report:#}\n{}", daemon.logs());
+    assert_eq!(
+        std::fs::read(daemon.path().join("data/games/worker/big.bin")).unwrap(),
+        content
+    );
+    let attempt = &report["operations"][0]["files"][0]["attempts"][0];
+    assert_eq!(attempt["transport"], "aria2");
+    assert_eq!(attempt["success"], true);
+    assert!(partials(&daemon.path().join("data/games")).is_empty());
+    let (_, view) = daemon.get("/sync");
+    assert_eq!(view["transports"], serde_json::json!(["aria2"]));
 }

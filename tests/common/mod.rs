@@ -2,6 +2,8 @@
 //! cleared, and a deadline on every wait.
 #![allow(dead_code)]
 
+pub mod sshd;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
