@@ -169,6 +169,7 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
             board: sync_board.clone(),
             on_games,
             token: config.api.token.clone(),
+            notify_after: config.data_server.settle + Duration::from_millis(100),
             shutdown_timeout: child_options.shutdown_timeout,
         };
         root = root.child(spec.factory(move || SyncActor::new(setup.clone())));

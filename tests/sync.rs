@@ -30,7 +30,7 @@ fn cluster_yaml(nodes: &[&Node]) -> String {
     let mut out = String::from("cluster:\n  nodes:\n");
     for n in nodes {
         out.push_str(&format!(
-            "    - name: {}\n      api_url: http://127.0.0.1:{}\n      data_url: http://127.0.0.1:{}\n      roles: {}\n",
+            "    - name: {}\n      api_url: http://127.0.0.1:{}\n      data_url: http://127.0.0.1:{}\n      roles: {}\n      gpu: H100\n",
             n.name, n.api, n.data, n.roles
         ));
         if let Some(ssh) = &n.ssh {
@@ -327,6 +327,64 @@ fn a_training_node_pulls_a_workers_games_and_the_worker_pulls_models() {
             "{field}: {attempt_line}"
         );
     }
+}
+
+#[test]
+fn games_a_workers_jobs_write_reach_the_training_node_through_its_notice() {
+    let trainer = node("trainer", "[training]");
+    let worker = node("worker", "[selfplay]");
+    let cluster = [&trainer, &worker];
+    let trainer_daemon = start(&trainer, &cluster, "", |_| {});
+    // The worker runs the default demo jobs; the trainer's interval is an hour, so only a notice moves games.
+    let worker_config = node_config(&worker, &cluster, "").replace(
+        "scheduler:\n  enabled: false\n",
+        "scheduler:\n  enabled: true\n  interval: 30s\n  max_games_per_job: 3\n  jobs:\n    output_dir: data/games\n    logs_dir: state/jobs\n",
+    );
+    let worker_daemon = Daemon::start_in(tempfile::tempdir().unwrap(), &worker_config);
+    let pulled = trainer_daemon.path().join("data/games/worker");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let files: Vec<PathBuf> = walk_files(&pulled)
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "db"))
+            .collect();
+        if let Some(file) = files.first() {
+            let relative = file.strip_prefix(&pulled).unwrap();
+            let source = worker_daemon.path().join("data/games").join(relative);
+            assert_eq!(
+                std::fs::read(file).unwrap(),
+                std::fs::read(&source).unwrap()
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no games reached the trainer\nworker:\n{}\ntrainer:\n{}",
+            worker_daemon.logs(),
+            trainer_daemon.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(trainer_daemon
+        .logs()
+        .contains("peer has new files; pulling from it soon"));
+}
+
+/// Every file under `dir`, recursively.
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(listing) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for item in listing.flatten() {
+        let path = item.path();
+        if path.is_dir() {
+            out.extend(walk_files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }
 
 #[test]

@@ -62,6 +62,9 @@ pub struct SyncSetup {
     pub on_games: GamesReceived,
     /// Bearer token sent with notices to peers (`api.token`).
     pub token: Option<String>,
+    /// How long after local games are written the notice goes out: the local data server lists a file only
+    /// once it is older than `data_server.settle`, so the notice waits that long.
+    pub notify_after: Duration,
     /// The child's shutdown timeout.
     pub shutdown_timeout: Duration,
 }
@@ -111,6 +114,7 @@ impl SyncActor {
             node: setup.node.clone(),
             token: setup.token.clone(),
             timeout: setup.config.notify_timeout,
+            after: setup.notify_after,
             targets,
             in_flight: AtomicBool::new(false),
             again: AtomicBool::new(false),
@@ -504,6 +508,7 @@ struct Notifier {
     node: String,
     token: Option<String>,
     timeout: Duration,
+    after: Duration,
     targets: Vec<Peer>,
     in_flight: AtomicBool,
     again: AtomicBool,
@@ -520,6 +525,7 @@ impl Notifier {
             .name("sync-notify".into())
             .spawn(move || {
                 loop {
+                    std::thread::sleep(this.after);
                     this.send_all();
                     if !this.again.swap(false, Ordering::AcqRel) {
                         break;
