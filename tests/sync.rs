@@ -305,6 +305,11 @@ fn a_training_node_pulls_a_workers_games_and_the_worker_pulls_models() {
     ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
+    let (_, status) = trainer_daemon.get("/status");
+    assert!(
+        status["sync"]["last_successful_sync"].is_string(),
+        "{status:#}"
+    );
     let (_, health) = trainer_daemon.get("/health");
     assert_eq!(health["checks"]["sync"]["status"], "ok", "{health:#}");
     let logs = trainer_daemon.logs();

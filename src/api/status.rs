@@ -45,12 +45,18 @@ async fn status(state: web::Data<ApiState>) -> HttpResponse {
             }
         }
     };
+    // Sync's counters and last successful sync, from its board (no message to the actor).
+    let sync = match &state.sync {
+        None => json!({ "enabled": false }),
+        Some(sync) => serde_json::to_value(sync.board.snapshot().state).unwrap_or_default(),
+    };
     HttpResponse::Ok().json(json!({
         "node": state.node,
         "uptime_s": state.started.elapsed().as_secs(),
         "tree": state.tree.status(),
         "actors": state.tree.actor_stats(),
         "data_server": data_server,
+        "sync": sync,
     }))
 }
 
