@@ -74,6 +74,21 @@ pub enum Command {
         #[command(subcommand)]
         action: DeadLetterAction,
     },
+    /// Run one sync cycle now through the running daemon and print its report (exit 1 if any operation failed).
+    Sync {
+        /// Run one cycle and exit (the only mode).
+        #[arg(long)]
+        once: bool,
+        /// Only pull from this peer.
+        #[arg(long)]
+        peer: Option<String>,
+        /// Control API base URL (default: from the config's `api.bind`).
+        #[arg(long)]
+        api: Option<String>,
+        /// Config file (for the API address, the token and the cycle deadline).
+        #[arg(long, default_value = "config.yaml")]
+        config: PathBuf,
+    },
     /// Dry run of the scheduler: read a cluster-state JSON (`-` = stdin), print priorities, budgets, allocation.
     Plan {
         /// The cluster-state JSON (`-` = stdin); its fields are in docs/operations.md and `--schema`.
@@ -102,6 +117,9 @@ pub enum Command {
         /// HTTP worker threads.
         #[arg(long, default_value_t = 4)]
         workers: usize,
+        /// Files modified within this long wait for a later inventory.
+        #[arg(long, default_value = "2s")]
+        settle: humantime::Duration,
         /// TEST HOOK ONLY: stop answering /health after this long (simulates a hung server in fault drills).
         #[arg(long, hide = true)]
         test_hook_hang_health_after: Option<humantime::Duration>,

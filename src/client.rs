@@ -1,4 +1,4 @@
-//! The CLI side of the control API: `coordinator status` and `coordinator dead-letters`.
+//! The CLI side of the control API: `coordinator status`, `coordinator dead-letters` and `coordinator sync --once`.
 //!
 //! Talks to the running daemon over HTTP (loopback by default, from the config's `api.bind`). When no daemon
 //! answers, `dead-letters list|show|purge` work directly on the store file (`dead_letters.path`); `replay` needs
@@ -236,5 +236,63 @@ fn offline(
             let purged = store.purge(older_than, std::time::SystemTime::now())?;
             emit(&format!("{}\n", serde_json::json!({ "purged": purged })))
         }
+    }
+}
+
+/// `coordinator sync --once [--peer P] [--api URL]`: `POST /sync/run`, print the cycle's report; exit 1 when the
+/// daemon is unreachable or any operation failed.
+pub fn sync_once(
+    once: bool,
+    peer: Option<String>,
+    api: Option<String>,
+    config_path: &Path,
+) -> Result<()> {
+    if !once {
+        return Err(crate::failure::BadInput::flag(
+            "--once",
+            "`coordinator sync` needs it (the daemon syncs on its own every sync.interval)",
+        ));
+    }
+    let config = config_or_default(config_path);
+    let base = api_base(api, &config);
+    let mut url = format!("{base}/sync/run");
+    if let Some(peer) = &peer {
+        url.push_str(&format!(
+            "?peer={}",
+            actors::sync::transport::encode_segment(peer)
+        ));
+    }
+    // The daemon answers when the cycle ends: allow its whole deadline.
+    let timeout = config.sync.cycle_deadline + Duration::from_secs(30);
+    let mut request = ureq::AgentBuilder::new()
+        .timeout(timeout)
+        .build()
+        .post(&url);
+    if let Some(token) = config.api.token.as_deref() {
+        request = request.set("Authorization", &format!("Bearer {token}"));
+    }
+    let response = match request.call() {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(ureq::Error::Transport(t)) => return Err(anyhow!(
+            "cannot reach the daemon at {base}: {t} (is `coordinator run` running? pass --api URL)"
+        )),
+    };
+    let status = response.status();
+    let body = response.into_string().unwrap_or_default();
+    let value: Value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+    if status != 200 {
+        return Err(api_error(status, &value));
+    }
+    emit(&format!(
+        "{}\n",
+        serde_json::to_string_pretty(&value).context("printing the report")?
+    ))?;
+    if value.get("ok").and_then(Value::as_bool).unwrap_or(false) {
+        Ok(())
+    } else {
+        Err(anyhow!(
+            "the sync cycle had failed operations (see the report above)"
+        ))
     }
 }

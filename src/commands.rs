@@ -36,6 +36,12 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             init_cli_logging(log_format, log_level)?;
             crate::client::dead_letters(api, &config, json, action)
         }
+        Command::Sync {
+            once,
+            peer,
+            api,
+            config,
+        } => crate::client::sync_once(once, peer, api, &config),
         Command::Plan {
             state,
             schema,
@@ -50,6 +56,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
             categories,
             node,
             workers,
+            settle,
             test_hook_hang_health_after,
         } => {
             // Its own lines (where it listens, what it serves) are info: that is what an operator starting it
@@ -61,6 +68,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 categories,
                 node,
                 workers,
+                settle.into(),
                 test_hook_hang_health_after.map(Into::into),
             )
         }
@@ -134,8 +142,8 @@ fn check_config(path: &std::path::Path, node: Option<&str>, strict: bool) -> Res
                     ),
                 ));
             }
-            let yaml =
-                config::to_yaml(&config::secrets::redacted(&loaded.config)).context("cannot print the resolved config")?;
+            let yaml = config::to_yaml(&config::secrets::redacted(&loaded.config))
+                .context("cannot print the resolved config")?;
             crate::client::emit(&format!(
                 "# resolved config from {} (defaults filled, COORDINATOR_* applied)\n{yaml}",
                 loaded.source.display()
@@ -151,6 +159,7 @@ fn data_server(
     categories: Vec<String>,
     node: Option<String>,
     workers: usize,
+    settle: Duration,
     hang_after: Option<Duration>,
 ) -> Result<()> {
     use actors::data_server::config::parse_category;
@@ -172,6 +181,7 @@ fn data_server(
     let mut options = ServerOptions::new(root, node.unwrap_or_else(|| "local".to_string()));
     options.bind = bind;
     options.workers = workers.max(1);
+    options.settle = settle;
     options.test_hook_hang_health_after = hang_after;
     if !categories.is_empty() {
         options.categories.clear();

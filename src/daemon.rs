@@ -12,7 +12,6 @@ use actors::data_server::monitor::actor::{
 };
 use actors::data_server::monitor::command::ServerCommand;
 use actors::data_server::monitor::policy::DataServerState;
-use actors::placeholder::PlaceholderActor;
 use actors::pressure::PressureGate;
 use actors::resources::cluster::ClusterFigures;
 use actors::resources::{OptimizerSetup, ResourceOptimizer};
@@ -20,16 +19,22 @@ use actors::runtime::dead_letters::{
     DeadLetterActor, DeadLetterShared, DeadLetterStore, DrainDeadLetters, ReplayFinished,
     SpillError, StoreError,
 };
+use actors::runtime::ActorRef;
 use actors::runtime::{
-    ChildSpec, DeadLetterSink, Directory, HealthBoard, RootExit, SupervisorSpec, WorkerSpec,
+    DeadLetterSink, Directory, HealthBoard, RootExit, SupervisorSpec, WorkerSpec,
 };
 use actors::scheduler::actor::{
     CapacityUpdate, NewGames, NewGamesAvailable, NewGamesHook, RunJob, SchedulerActor,
 };
+use actors::sync::actor::{GamesReceived, SyncActor, SyncSetup};
+use actors::sync::board::SyncBoard;
+use actors::sync::messages::{LocalGamesWritten, PullFile};
+use actors::sync::plan::Peer;
+use actors::sync::run::Layout;
 use anyhow::{Context, Result};
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::api::{self, ApiState};
+use crate::api::{self, ApiState, SyncApi};
 use crate::config::Config;
 
 /// The dead-letter store (or its spill file) cannot be opened, or a damaged store not moved aside: an environment
@@ -56,14 +61,20 @@ pub fn run(config: Config, node: String) -> Result<Outcome> {
     system.block_on(run_tree(config, node))
 }
 
-fn placeholder(
-    name: &str,
-    role: &'static str,
-    config: &Config,
-    sink: &DeadLetterSink,
-) -> ChildSpec {
-    WorkerSpec::<PlaceholderActor>::new(name, config.supervision.child_options(), sink)
-        .factory(move || PlaceholderActor { role })
+/// Every node of `cluster.nodes` as sync sees it.
+fn sync_peers(config: &Config) -> Vec<Peer> {
+    config
+        .cluster
+        .nodes
+        .iter()
+        .map(|n| Peer {
+            name: n.name.clone(),
+            roles: n.roles.clone(),
+            data_url: n.data_url.clone(),
+            api_url: n.api_url.clone(),
+            ssh: n.ssh.clone(),
+        })
+        .collect()
 }
 
 async fn run_tree(config: Config, node: String) -> Result<Outcome> {
@@ -71,7 +82,8 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
     let sink = DeadLetterSink::new();
     // Components publish named checks here; `/health` reads them.
     let health = HealthBoard::new();
-    // Closed by the resource optimizer under disk/memory pressure; the scheduler checks it before starting a job.
+    // Closed by the resource optimizer under disk/memory pressure; the scheduler checks it before starting a job
+    // and sync before each pull.
     // With the optimizer on it starts closed: no job starts before the disks have been measured once.
     let pressure = PressureGate::new();
     if config.resources.enabled {
@@ -132,6 +144,12 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
 
     let mut root =
         SupervisorSpec::new("root", config.supervision.supervisor_options()).child(dl_child);
+    let scheduler_cell: Arc<OnceLock<ActorRef<SchedulerActor>>> = Arc::new(OnceLock::new());
+    let sync_board = SyncBoard::new();
+    let sync_spec = config.sync.enabled.then(|| {
+        WorkerSpec::<SyncActor>::new("sync", child_options, &sink).replayable::<PullFile>()
+    });
+    let sync_ref = sync_spec.as_ref().map(|spec| spec.actor_ref());
     let mut monitor_ref = None;
     if config.data_server.enabled {
         // The standalone server refuses a missing root (a typo); the daemon creates its configured one, so
@@ -148,9 +166,14 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
         monitor_ref = Some(spec.actor_ref());
         let command = ServerCommand::current_exe()
             .context("cannot find the coordinator executable to start the data server")?;
-        let on_state: StateListener = Arc::new(|state: DataServerState| {
-            // PLACEHOLDER route: the sync coordinator is a later issue; until then the change is only logged.
+        let sync_for_state = sync_ref.clone();
+        let on_state: StateListener = Arc::new(move |state: DataServerState| {
             tracing::info!(up = state.up, state = %actors::logging::serde_name(&state.state), bind = %state.bind, reason = %state.reason.as_deref().unwrap_or("-"), "local data server state changed");
+            if let Some(sync) = &sync_for_state {
+                if let Err(error) = sync.tell(state) {
+                    tracing::warn!(%error, "could not tell sync of the data server's state");
+                }
+            }
         });
         root = root.child(monitor_child(
             spec,
@@ -161,13 +184,41 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
             health.clone(),
         ));
     }
-    if config.sync.enabled {
-        root = root.child(placeholder(
-            "sync",
-            "sync coordinator (later issue)",
-            &config,
-            &sink,
-        ));
+    if let Some(spec) = sync_spec {
+        let scheduler = scheduler_cell.clone();
+        let on_games: GamesReceived = Arc::new(move |config_key: &str, games: u64| {
+            let Some(scheduler) = scheduler.get() else {
+                return;
+            };
+            match config_key.parse() {
+                Ok(config) => {
+                    if let Err(error) = scheduler.tell(NewGamesAvailable { config, games }) {
+                        tracing::warn!(%error, "could not tell the scheduler of games received");
+                    }
+                }
+                Err(error) => {
+                    tracing::debug!(config = %config_key, %error, "games received for a file name that names no config; not counted")
+                }
+            }
+        });
+        let setup = SyncSetup {
+            config: config.sync.clone(),
+            node: node.clone(),
+            roles: roles.clone(),
+            peers: sync_peers(&config),
+            layout: Layout {
+                categories: config.data_server.category_dirs(),
+                quarantine: config.data_server.root.join("quarantine"),
+            },
+            pressure: pressure.clone(),
+            health: health.clone(),
+            board: sync_board.clone(),
+            on_games,
+            token: config.api.token.clone(),
+            notify_after: config.data_server.settle + Duration::from_millis(100),
+            shutdown_timeout: child_options.shutdown_timeout,
+        };
+        root = root.child(spec.factory(move || SyncActor::new(setup.clone())));
     }
     let mut scheduler_ref = None;
     if config.scheduler.enabled {
@@ -177,6 +228,7 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
             .replayable::<CapacityUpdate>()
             .replayable::<ClusterFigures>();
         scheduler_ref = Some(spec.actor_ref());
+        let _ = scheduler_cell.set(spec.actor_ref());
         let scheduler_config = config.scheduler.clone();
         let (role, nodes) = config.scheduler_role(&node);
         tracing::info!(planner = %config.cluster.planner_name(&node), plans = role.plans(), "scheduler role");
@@ -186,9 +238,18 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
             .context("cannot find the coordinator executable for job commands")?;
         let scheduler_health = health.clone();
         let scheduler_pressure = pressure.clone();
-        let on_new_games: NewGamesHook = Arc::new(|games: NewGames| {
-            // PLACEHOLDER route: the sync coordinator is a later issue; until then new games are only logged.
+        let sync_for_games = sync_ref.clone();
+        let on_new_games: NewGamesHook = Arc::new(move |games: NewGames| {
             tracing::info!(config = %games.config, node = %games.node, games = games.games, path = %games.path.display(), "new games available");
+            if let Some(sync) = &sync_for_games {
+                let written = LocalGamesWritten {
+                    config: games.config.clone(),
+                    games: games.games,
+                };
+                if let Err(error) = sync.tell(written) {
+                    tracing::warn!(%error, "could not tell sync of new games; training nodes pull at their next interval");
+                }
+            }
         });
         root = root.child(spec.factory(move || {
             SchedulerActor::new(
@@ -238,6 +299,11 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
             scheduler: scheduler_ref.clone(),
             data_server: monitor_ref.clone(),
             resources: resources_ref.clone(),
+            sync: sync_ref.clone().map(|actor| SyncApi {
+                actor,
+                board: sync_board.clone(),
+                cycle_deadline: config.sync.cycle_deadline,
+            }),
             health: health.clone(),
             token: config.api.token.clone(),
             debug_endpoints: config.api.debug_endpoints,

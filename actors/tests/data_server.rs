@@ -148,6 +148,8 @@ impl Fixture {
         let mut options = ServerOptions::new(&root, "node-test");
         options.bind = "127.0.0.1:0".to_string();
         options.workers = 2;
+        // The fixture's files are written just now; the settle rule has its own unit test (inventory.rs).
+        options.settle = Duration::ZERO;
         adjust(&mut options);
         let server = BackgroundServer::start(options).expect("server starts");
         Fixture {

@@ -10,6 +10,7 @@ mod dead_letters;
 mod debug;
 mod scheduler;
 mod status;
+mod sync;
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -22,6 +23,8 @@ use actors::resources::ResourceOptimizer;
 use actors::runtime::dead_letters::{DeadLetterActor, DeadLetterShared};
 use actors::runtime::{ActorRef, Directory, HealthBoard, TreeShape};
 use actors::scheduler::actor::SchedulerActor;
+use actors::sync::actor::SyncActor;
+use actors::sync::board::SyncBoard;
 use anyhow::{Context, Result};
 use serde_json::json;
 
@@ -41,12 +44,23 @@ pub struct ApiState {
     pub resources: Option<ActorRef<ResourceOptimizer>>,
     /// `None` when `scheduler.enabled` is false.
     pub scheduler: Option<ActorRef<SchedulerActor>>,
+    /// `None` when `sync.enabled` is false.
+    pub sync: Option<SyncApi>,
     /// Named checks that components publish; `/health` reads them.
     pub health: HealthBoard,
     pub token: Option<String>,
     pub debug_endpoints: bool,
     /// How long a request waits for an actor's answer.
     pub ask_timeout: Duration,
+}
+
+/// What the sync routes need.
+#[derive(Clone)]
+pub struct SyncApi {
+    pub actor: ActorRef<SyncActor>,
+    pub board: SyncBoard,
+    /// How long `POST /sync/run` may wait for its cycle.
+    pub cycle_deadline: Duration,
 }
 
 /// A JSON error response.
@@ -116,6 +130,7 @@ pub fn start(bind: &str, state: ApiState) -> Result<actix_web::dev::Server> {
             .configure(dead_letters::routes)
             .configure(|cfg| debug::routes(cfg, debug_endpoints))
             .configure(scheduler::routes)
+            .configure(sync::routes)
             .default_service(web::to(|| async {
                 error(
                     actix_web::http::StatusCode::NOT_FOUND,

@@ -61,6 +61,11 @@ async fn status(state: web::Data<ApiState>) -> HttpResponse {
             }
         }
     };
+    // Sync's counters and last successful sync, from its board (no message to the actor).
+    let sync = match &state.sync {
+        None => json!({ "enabled": false }),
+        Some(sync) => serde_json::to_value(sync.board.snapshot().state).unwrap_or_default(),
+    };
     HttpResponse::Ok().json(json!({
         "node": state.node,
         "uptime_s": state.started.elapsed().as_secs(),
@@ -70,6 +75,7 @@ async fn status(state: web::Data<ApiState>) -> HttpResponse {
         "scheduler": scheduler,
         "dead_letters": state.dead_letter_status.snapshot(),
         "resources": resources,
+        "sync": sync,
     }))
 }
 

@@ -474,7 +474,6 @@ impl Config {
             .collect()
     }
 
-
     /// The roles of node `name`: its `roles` in `cluster.nodes`; both roles in a single-machine cluster (no
     /// `nodes`); none for a node not listed.
     pub fn node_roles(&self, name: &str) -> Vec<Role> {

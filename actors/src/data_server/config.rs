@@ -27,6 +27,10 @@ pub struct DataServerConfig {
     pub categories: BTreeMap<String, PathBuf>,
     /// HTTP worker threads; several, so `/health` answers while large files stream.
     pub workers: usize,
+    /// A file modified more recently than this is left out of the inventory until the next one (it may still be
+    /// being written).
+    #[serde(with = "humantime_serde")]
+    pub settle: Duration,
     /// Monitor: how often `/health` is polled.
     #[serde(with = "humantime_serde")]
     pub health_interval: Duration,
@@ -62,6 +66,7 @@ impl Default for DataServerConfig {
             root: PathBuf::from("data"),
             categories: default_categories(),
             workers: 4,
+            settle: Duration::from_secs(2),
             health_interval: Duration::from_secs(5),
             health_timeout: Duration::from_secs(2),
             failed_checks_before_restart: 3,
@@ -183,6 +188,7 @@ impl DataServerConfig {
             categories: self.categories.clone(),
             node: node.to_string(),
             workers: self.workers,
+            settle: self.settle,
             test_hook_hang_health_after: None,
         }
     }
@@ -226,6 +232,7 @@ mod tests {
             (config.restart_window, 60_000),
             (config.circuit_recovery, 60_000),
             (config.stop_grace, 5_000),
+            (config.settle, 2_000),
         ];
         for (actual, millis) in durations {
             assert_eq!(actual, Duration::from_millis(millis));

@@ -1,13 +1,15 @@
 //! The node's inventory: every servable file of every category, with size, mtime and the cached sha256 (or null).
 //!
 //! Walks each category root (blocking: run it off the request threads). Files still being written are left out:
-//! names starting with `.` or ending in `.tmp`, `.partial` or `.part` (files and directories alike). Symlinks are
+//! names starting with `.` or ending in `.tmp`, `.partial` or `.part` (files and directories alike), SQLite's
+//! `-wal`, `-shm` and `-journal` files, any file modified within `settle` (it waits for the next inventory), and
+//! a `.db` whose `-wal` is not empty (a live database is offered only once checkpointed, never torn). Symlinks are
 //! listed only when they point to a regular file inside the same root; symlinked directories are not followed, so a
 //! link loop cannot hang the walk. It never hashes: checksums appear once `/checksum` has computed them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -50,6 +52,25 @@ pub fn is_temporary_name(name: &str) -> bool {
             .any(|suffix| name.ends_with(suffix))
 }
 
+/// True for names that are still being written or belong to a live SQLite database: [`is_temporary_name`] plus
+/// `-wal`, `-shm` and `-journal` files. Never listed, never pulled.
+pub fn is_unfinished_name(name: &str) -> bool {
+    is_temporary_name(name)
+        || ["-wal", "-shm", "-journal"]
+            .iter()
+            .any(|suffix| name.ends_with(suffix))
+}
+
+/// True when `path` is a `.db` with a non-empty write-ahead log beside it (its content is not all in the file).
+pub fn has_live_wal(path: &Path) -> bool {
+    if path.extension().is_none_or(|e| e != "db") {
+        return false;
+    }
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::metadata(PathBuf::from(wal)).is_ok_and(|m| m.len() > 0)
+}
+
 /// Seconds since the Unix epoch (negative before it).
 pub fn unix_seconds(time: SystemTime) -> f64 {
     match time.duration_since(UNIX_EPOCH) {
@@ -58,15 +79,18 @@ pub fn unix_seconds(time: SystemTime) -> f64 {
     }
 }
 
-/// The inventory of `categories` (name → root directory) for `node`. Blocking.
+/// The inventory of `categories` (name → root directory) for `node`, leaving out files modified within
+/// `settle`. Blocking.
 pub fn build_inventory(
     node: &str,
     categories: &BTreeMap<String, PathBuf>,
     cache: &ChecksumCache,
+    settle: Duration,
 ) -> Inventory {
+    let settled_before = SystemTime::now().checked_sub(settle).unwrap_or(UNIX_EPOCH);
     let mut files = Vec::new();
     for (category, root) in categories {
-        files.extend(scan_category(category, root, cache));
+        files.extend(scan_category(category, root, cache, settled_before));
     }
     files.sort_by(|a, b| (&a.category, &a.path).cmp(&(&b.category, &b.path)));
     Inventory {
@@ -76,9 +100,14 @@ pub fn build_inventory(
     }
 }
 
-/// Every servable file under one category root. A missing root is an empty category; unreadable directories are
-/// logged and skipped.
-pub fn scan_category(category: &str, root: &Path, cache: &ChecksumCache) -> Vec<InventoryEntry> {
+/// Every servable file under one category root last modified before `settled_before`. A missing root is an empty
+/// category; unreadable directories are logged and skipped.
+pub fn scan_category(
+    category: &str,
+    root: &Path,
+    cache: &ChecksumCache,
+    settled_before: SystemTime,
+) -> Vec<InventoryEntry> {
     let Ok(root) = root.canonicalize() else {
         tracing::debug!(category, root = %root.display(), "category directory missing; listing nothing for it");
         return Vec::new();
@@ -98,7 +127,7 @@ pub fn scan_category(category: &str, root: &Path, cache: &ChecksumCache) -> Vec<
                 tracing::warn!(category, dir = %dir.display(), "skipping a file whose name is not UTF-8");
                 continue;
             };
-            if is_temporary_name(&name) {
+            if is_unfinished_name(&name) {
                 continue;
             }
             let path = item.path();
@@ -138,6 +167,14 @@ pub fn scan_category(category: &str, root: &Path, cache: &ChecksumCache) -> Vec<
             let Ok(mtime) = metadata.modified() else {
                 continue;
             };
+            if mtime > settled_before {
+                tracing::debug!(category, path = %path.display(), "modified within data_server.settle; listed in a later inventory");
+                continue;
+            }
+            if has_live_wal(&path) {
+                tracing::debug!(category, path = %path.display(), "database has a live write-ahead log; listed once checkpointed");
+                continue;
+            }
             let canonical = path.canonicalize().unwrap_or(path);
             entries.push(InventoryEntry {
                 category: category.to_string(),
@@ -199,7 +236,7 @@ mod tests {
         .into_iter()
         .collect();
         let cache = ChecksumCache::new(1);
-        let inventory = build_inventory("node-a", &categories, &cache);
+        let inventory = build_inventory("node-a", &categories, &cache, Duration::ZERO);
         assert_eq!(inventory.node, "node-a");
         let listed: Vec<(&str, &str, u64)> = inventory
             .files
@@ -223,6 +260,43 @@ mod tests {
             "{}",
             inventory.generated_at
         );
+    }
+
+    #[test]
+    fn unsettled_files_wal_files_and_live_databases_are_not_listed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let games = dir.path().join("games");
+        std::fs::create_dir_all(&games).expect("mkdir");
+        let old = SystemTime::now() - Duration::from_secs(60);
+        let write_old = |name: &str, content: &[u8]| {
+            let path = games.join(name);
+            std::fs::write(&path, content).expect("write");
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .and_then(|f| f.set_modified(old))
+                .expect("set mtime");
+        };
+        write_old("done.db", b"x");
+        write_old("live.db", b"x");
+        write_old("live.db-wal", b"frames");
+        write_old("live.db-shm", b"x");
+        write_old("checkpointed.db", b"x");
+        write_old("checkpointed.db-wal", b"");
+        write_old("x.db-journal", b"x");
+        std::fs::write(games.join("fresh.db"), b"x").expect("write");
+        let categories: BTreeMap<String, PathBuf> =
+            [("games".to_string(), games.clone())].into_iter().collect();
+        let cache = ChecksumCache::new(1);
+        let listed: Vec<String> = build_inventory("n", &categories, &cache, Duration::from_secs(2))
+            .files
+            .into_iter()
+            .map(|f| f.path)
+            .collect();
+        assert_eq!(listed, ["checkpointed.db", "done.db"]);
+        for (name, unfinished) in [("a.db-wal", true), ("a.db-shm", true), ("a.db", false)] {
+            assert_eq!(is_unfinished_name(name), unfinished, "{name}");
+        }
     }
 
     #[test]

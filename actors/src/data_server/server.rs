@@ -63,6 +63,8 @@ pub struct ServerOptions {
     pub node: String,
     /// HTTP worker threads (at least 1).
     pub workers: usize,
+    /// Files modified within this long are left out of the inventory (`data_server.settle`).
+    pub settle: Duration,
     /// TEST HOOK, never set in production: after this delay from start, `/health` stops answering (the request
     /// waits forever) while everything else keeps working. It stands in for a hung server in the monitor's tests.
     pub test_hook_hang_health_after: Option<Duration>,
@@ -77,6 +79,7 @@ impl ServerOptions {
             categories: default_categories(),
             node: node.into(),
             workers: 4,
+            settle: super::config::DataServerConfig::default().settle,
             test_hook_hang_health_after: None,
         }
     }
@@ -205,6 +208,7 @@ fn build(
         roots,
         probe,
         checksums: ChecksumCache::new(workers),
+        settle: options.settle,
         hang_health_at: options
             .test_hook_hang_health_after
             .map(|after| Instant::now() + after),
@@ -386,6 +390,7 @@ struct AppState {
     /// The file `/health` reads, if one could be written.
     probe: Option<PathBuf>,
     checksums: ChecksumCache,
+    settle: Duration,
     hang_health_at: Option<Instant>,
 }
 
@@ -485,10 +490,16 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
 
 async fn inventory(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let shared = state.clone();
-    let inventory =
-        web::block(move || build_inventory(&shared.node, &shared.roots, &shared.checksums))
-            .await
-            .map_err(|error| ApiError::Task(error.to_string()))?;
+    let inventory = web::block(move || {
+        build_inventory(
+            &shared.node,
+            &shared.roots,
+            &shared.checksums,
+            shared.settle,
+        )
+    })
+    .await
+    .map_err(|error| ApiError::Task(error.to_string()))?;
     Ok(HttpResponse::Ok().json(inventory))
 }
 

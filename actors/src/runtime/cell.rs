@@ -69,7 +69,6 @@ pub(crate) enum Phase {
     Abandoned,
 }
 
-
 /// Per-cell settings taken from the child spec.
 #[derive(Debug, Clone, Copy)]
 pub struct CellOptions {

@@ -40,9 +40,9 @@ use crate::jobs::outcome::{JobOutcome, JobStatus};
 use crate::jobs::spec::JobSpec;
 use crate::jobs::tracker::{Decision, JobTracker, JobsSnapshot, TrackerLimits};
 use crate::pressure::PressureGate;
+use crate::resources::cluster::ClusterFigures;
 use crate::runtime::health::HealthBoard;
 use crate::runtime::ids::{self, CorrelationId, MessageMeta};
-use crate::resources::cluster::ClusterFigures;
 use crate::runtime::{Behavior, Ctx, HandlerError, Handles, Message};
 
 /// A node the scheduler may place jobs on.

@@ -17,7 +17,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::config::{PullRule, Role, SkipRules};
-use crate::data_server::inventory::{is_temporary_name, InventoryEntry};
+pub use crate::data_server::inventory::is_unfinished_name;
+use crate::data_server::inventory::InventoryEntry;
 
 /// Another node as sync sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,15 +164,6 @@ pub fn unsafe_path(path: &str) -> Option<String> {
         return Some("empty, '.' or '..' segment".into());
     }
     None
-}
-
-/// True for a name that is still being written or belongs to a live SQLite database: the inventory's temporary
-/// names plus `-wal`, `-shm` and `-journal` files.
-pub fn is_unfinished_name(name: &str) -> bool {
-    is_temporary_name(name)
-        || ["-wal", "-shm", "-journal"]
-            .iter()
-            .any(|suffix| name.ends_with(suffix))
 }
 
 /// Where a peer's file lands, relative to the category directory.

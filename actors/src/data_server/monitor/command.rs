@@ -18,7 +18,7 @@ pub enum MonitorError {
     },
 }
 
-/// How to start the data server: `program args… --root R --bind B --node N --workers W [--category name=dir]… extra_args…`.
+/// How to start the data server: `program args… --root R --bind B --node N --workers W --settle S [--category name=dir]… extra_args…`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerCommand {
     /// The executable.
@@ -72,6 +72,8 @@ pub fn server_flags(config: &DataServerConfig, node: &str) -> Vec<OsString> {
         node.into(),
         "--workers".into(),
         config.workers.to_string().into(),
+        "--settle".into(),
+        humantime::format_duration(config.settle).to_string().into(),
     ];
     for (name, dir) in &config.categories {
         let mut pair = OsString::from(format!("{name}="));
@@ -111,6 +113,8 @@ mod tests {
             "node-a",
             "--workers",
             "3",
+            "--settle",
+            "2s",
             "--category",
             "games=games",
             "--category",
