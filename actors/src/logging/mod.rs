@@ -221,8 +221,13 @@ mod tests {
             ),
             (
                 "error: --root: no such directory",
-                None,
+                Some(Level::ERROR),
                 "error: --root: no such directory",
+            ),
+            (
+                "warning: --strict: 1 ignored override",
+                Some(Level::WARN),
+                "warning: --strict: 1 ignored override",
             ),
             ("", None, ""),
         ];
