@@ -4,6 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use actors::data_server::monitor::messages::DataServerStatus;
 use actors::runtime::{ChildState, HealthReport};
+use actors::scheduler::actor::SchedulerStatus;
 use serde_json::json;
 
 use super::ApiState;
@@ -39,12 +40,24 @@ async fn status(state: web::Data<ApiState>) -> HttpResponse {
             }
         }
     };
+    let scheduler = match &state.scheduler {
+        None => json!({ "enabled": false }),
+        Some(scheduler) => {
+            let deadline = state.ask_timeout.min(std::time::Duration::from_secs(2));
+            match scheduler.ask(SchedulerStatus, deadline).await {
+                Ok(summary) => serde_json::to_value(summary).unwrap_or_default(),
+                Err(e) => json!({ "error": format!("scheduler did not answer: {e}") }),
+            }
+        }
+    };
     HttpResponse::Ok().json(json!({
         "node": state.node,
         "uptime_s": state.started.elapsed().as_secs(),
         "tree": state.tree.status(),
         "actors": state.tree.actor_stats(),
         "data_server": data_server,
+        "scheduler": scheduler,
+        "dead_letters": state.dead_letter_status.snapshot(),
     }))
 }
 

@@ -2,6 +2,8 @@
 //! cleared, and a deadline on every wait.
 #![allow(dead_code)]
 
+pub mod sshd;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -21,8 +23,8 @@ pub fn free_port() -> u16 {
 pub fn command(dir: &Path) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.current_dir(dir);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("COORDINATOR_") {
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("COORDINATOR_") {
             cmd.env_remove(key);
         }
     }
@@ -108,6 +110,13 @@ impl Daemon {
         config_text: &str,
         env: &[(&str, &str)],
     ) -> Daemon {
+        let mut daemon = Self::spawn_in(dir, config_text, env);
+        daemon.wait_healthy(Duration::from_secs(20));
+        daemon
+    }
+
+    /// Writes the config into `dir` and starts the daemon there, without waiting for anything.
+    fn spawn_in(dir: tempfile::TempDir, config_text: &str, env: &[(&str, &str)]) -> Daemon {
         std::fs::write(dir.path().join("config.yaml"), config_text).expect("write config");
         let api = config_text
             .lines()
@@ -127,14 +136,34 @@ impl Daemon {
             .stderr(log_file)
             .spawn()
             .expect("spawn daemon");
-        let mut daemon = Daemon {
+        Daemon {
             dir,
             child,
             api,
             log,
-        };
-        daemon.wait_healthy(Duration::from_secs(20));
-        daemon
+        }
+    }
+
+    /// Starts a daemon that is expected to report failing (`/health` 503, e.g. its data server cannot bind):
+    /// waits only until the control API answers `/status`.
+    pub fn start_unhealthy(config_text: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut daemon = Self::spawn_in(dir, config_text, &[]);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = daemon.child.try_wait() {
+                panic!("daemon exited early with {status}; log:\n{}", daemon.logs());
+            }
+            if let Ok((200, _)) = daemon.try_get("/status") {
+                return daemon;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "control API not up within 20 s; log:\n{}",
+                daemon.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -278,4 +307,14 @@ pub fn find_node<'a>(tree: &'a serde_json::Value, name: &str) -> Option<&'a serd
         .as_array()?
         .iter()
         .find_map(|c| find_node(c, name))
+}
+
+/// Asserts the exit code of `out`, showing `what` and its stderr when it differs.
+pub fn assert_code(out: &Output, code: i32, what: impl std::fmt::Display) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -118,16 +118,36 @@ impl ChecksumCache {
         let sha256 = tokio::task::spawn_blocking(move || hash_unchanged(&owned, size, mtime))
             .await
             .map_err(|error| ChecksumError::Task(error.to_string()))??;
+        self.remember(path, size, mtime, &sha256);
+        Ok(sha256)
+    }
+
+    /// [`ChecksumCache::checksum`] for callers already on a blocking thread (the sync coordinator's transfer
+    /// threads): from the cache, or hashed here and now. No permit is taken.
+    pub fn checksum_blocking(
+        &self,
+        path: &Path,
+        size: u64,
+        mtime: SystemTime,
+    ) -> Result<String, ChecksumError> {
+        if let Some(sha256) = self.cached(path, size, mtime) {
+            return Ok(sha256);
+        }
+        let sha256 = hash_unchanged(path, size, mtime)?;
+        self.remember(path, size, mtime, &sha256);
+        Ok(sha256)
+    }
+
+    fn remember(&self, path: &Path, size: u64, mtime: SystemTime, sha256: &str) {
         self.computations.fetch_add(1, Ordering::Relaxed);
         self.entries.insert(
             path.to_path_buf(),
             CachedSum {
                 size,
                 mtime,
-                sha256: sha256.clone(),
+                sha256: sha256.to_string(),
             },
         );
-        Ok(sha256)
     }
 }
 

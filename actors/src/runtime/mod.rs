@@ -18,9 +18,11 @@
 //! - `metrics`: Prometheus counters of the runtime.
 //! - `drill`: fault drills (panic, error, hang, block) for rehearsing failures.
 //! - `circuit_breaker`: the pure Closed/Open/HalfOpen state machine shared by sync and the data-server monitor.
+//! - `backoff`: the one capped exponential backoff (`Exponential`, injectable `Jitter`) and `RestartWindow`.
 //! - `health`: the board of named checks that components publish and `/health` reads.
 
 pub mod actor_ref;
+pub mod backoff;
 pub mod behavior;
 pub mod cell;
 pub mod child;

@@ -382,11 +382,11 @@ fn log_notice(bind: &str, notice: Notice) {
             ended,
             stderr_tail,
         } => {
-            tracing::warn!(pid, ?ended, stderr = ?stderr_tail, "data server exited")
+            tracing::warn!(pid, ended = %ended.map_or_else(|| "ended".to_string(), |e| e.to_string()), stderr_tail = %stderr_tail.join(" | "), "data server exited")
         }
         Notice::AddressInUse { bind, stderr_tail } => tracing::error!(
             %bind,
-            stderr = ?stderr_tail,
+            stderr_tail = %stderr_tail.join(" | "),
             "data server cannot listen: address {bind} is already in use; stop the process listening there or change data_server.bind (retrying with backoff)"
         ),
         Notice::SpawnFailed { error } => {
@@ -532,7 +532,7 @@ async fn wait_or_stop(
     }
 }
 
-/// Logs each stderr line of the server and keeps the last [`STDERR_TAIL_LINES`].
+/// Logs each stderr line of the server at its own level and keeps the last [`STDERR_TAIL_LINES`].
 async fn relay_stderr(
     stderr: Option<impl AsyncRead + Unpin>,
     pid: u32,
@@ -549,7 +549,22 @@ async fn relay_stderr(
             Ok(0) => return,
             Ok(_) => {
                 let line = String::from_utf8_lossy(&buffer).trim_end().to_string();
-                tracing::info!(target: "data_server", pid, "{line}");
+                // The server's own lines keep their level; a line it did not log (a panic) is a warning.
+                match crate::logging::parse_line(&line) {
+                    (Some(tracing::Level::ERROR), text) => {
+                        tracing::error!(target: "data_server", pid, "{text}")
+                    }
+                    (Some(tracing::Level::WARN) | None, text) => {
+                        tracing::warn!(target: "data_server", pid, "{text}")
+                    }
+                    (Some(tracing::Level::INFO), text) => {
+                        tracing::info!(target: "data_server", pid, "{text}")
+                    }
+                    (Some(tracing::Level::DEBUG), text) => {
+                        tracing::debug!(target: "data_server", pid, "{text}")
+                    }
+                    (Some(_), text) => tracing::trace!(target: "data_server", pid, "{text}"),
+                }
                 let mut tail = tail.borrow_mut();
                 if tail.len() == STDERR_TAIL_LINES {
                     tail.pop_front();

@@ -9,7 +9,8 @@
 //!   the server hangs: it is killed (SIGTERM, `stop_grace`, SIGKILL) and restarted.
 //! - An exit (or a failed start) schedules a restart after `restart_backoff_initial`, doubling for each restart in
 //!   a row up to `restart_backoff_max`; a healthy server resets the doubling.
-//! - At most `max_restarts` restarts within `restart_window`: the next one opens the circuit instead. An open
+//! - At most `max_restarts` restarts within `restart_window` (counted by `backoff::RestartWindow`, whose edge
+//!   keeps a restart exactly `restart_window` old inside): the next one opens the circuit instead. An open
 //!   circuit allows no restart for its open period (`circuit_recovery`, doubled on each re-open, see
 //!   [`CircuitBreaker`]), then one half-open attempt: up closes the circuit, a failure re-opens it.
 //! - A port already in use (recognised in the child's last stderr lines) is a clear error naming the address,
@@ -17,13 +18,13 @@
 //!
 //! The restart window is counted here; the breaker only holds the open/half-open state (threshold 1, one probe).
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::data_server::config::DataServerConfig;
 use crate::process::Ended;
+use crate::runtime::backoff::{Exponential, RestartWindow};
 use crate::runtime::circuit_breaker::{
     BreakerConfig, BreakerSnapshot, BreakerState, CircuitBreaker, Decision, Jitter,
 };
@@ -188,7 +189,7 @@ pub struct MonitorPolicy {
     phase: Phase,
     breaker: CircuitBreaker,
     probing: bool,
-    restart_times: VecDeque<Instant>,
+    restart_window: RestartWindow,
     restarts: u64,
     restarts_in_a_row: u32,
     consecutive_failed_checks: u32,
@@ -208,7 +209,7 @@ impl MonitorPolicy {
             phase: Phase::Idle,
             breaker: CircuitBreaker::with_jitter(breaker_config(config), jitter),
             probing: false,
-            restart_times: VecDeque::new(),
+            restart_window: RestartWindow::new(config.max_restarts, config.restart_window),
             restarts: 0,
             restarts_in_a_row: 0,
             consecutive_failed_checks: 0,
@@ -537,30 +538,23 @@ impl MonitorPolicy {
     fn record_restart(&mut self, now: Instant) {
         self.restarts = self.restarts.saturating_add(1);
         self.restarts_in_a_row = self.restarts_in_a_row.saturating_add(1);
-        self.restart_times.push_back(now);
+        self.restart_window.record(now);
     }
 
     /// No server runs any more: schedule a restart, or open (re-open) the circuit.
     fn went_down(&mut self, now: Instant) -> Vec<Action> {
         self.consecutive_failed_checks = 0;
-        let window = self.config.restart_window;
-        while let Some(&first) = self.restart_times.front() {
-            if now.saturating_duration_since(first) >= window {
-                self.restart_times.pop_front();
-            } else {
-                break;
-            }
-        }
         let mut actions = Vec::new();
         let open = if self.probing {
             self.probing = false;
             true
         } else {
-            self.restart_times.len() >= self.config.max_restarts as usize
+            // More than `max_restarts` within `restart_window` (the one edge of `backoff::RestartWindow`).
+            self.restart_window.would_exceed(now)
         };
         if open {
             self.breaker.on_failure(now);
-            self.restart_times.clear();
+            self.restart_window.clear();
             let retry_in = match self.breaker.allow(now) {
                 Decision::Deny {
                     retry_in: Some(retry_in),
@@ -572,11 +566,12 @@ impl MonitorPolicy {
             };
             actions.push(Action::Log(Notice::CircuitOpened { retry_in }));
         } else {
-            let delay = restart_delay(
+            // The `restarts_in_a_row`-th restart in a row (0 = the first): `initial × 2^n`, capped at `max`.
+            let delay = Exponential::new(
                 self.config.restart_backoff_initial,
                 self.config.restart_backoff_max,
-                self.restarts_in_a_row,
-            );
+            )
+            .delay(self.restarts_in_a_row);
             self.phase = Phase::Backoff { until: now + delay };
             actions.push(Action::Log(Notice::RestartScheduled { delay }));
         }
@@ -617,16 +612,6 @@ pub fn breaker_config(config: &DataServerConfig) -> BreakerConfig {
         half_open_calls: 1,
         ..config.breaker_config()
     }
-}
-
-/// Delay before the `restarts_in_a_row`-th restart in a row (0 = the first): `initial × 2^n`, capped at `max`.
-pub fn restart_delay(initial: Duration, max: Duration, restarts_in_a_row: u32) -> Duration {
-    let doublings = restarts_in_a_row.min(40);
-    initial
-        .checked_mul(1u32 << doublings.min(31))
-        .and_then(|delay| if doublings > 31 { None } else { Some(delay) })
-        .unwrap_or(max)
-        .min(max)
 }
 
 /// True when the child's stderr says its address was taken.
@@ -860,7 +845,7 @@ mod tests {
         ];
         for (in_a_row, expected) in table {
             assert_eq!(
-                restart_delay(ms(100), ms(30_000), in_a_row),
+                Exponential::new(ms(100), ms(30_000)).delay(in_a_row),
                 ms(expected),
                 "{in_a_row}"
             );
