@@ -93,7 +93,8 @@ fn sigterm_stops_the_data_server_too() {
 fn a_port_in_use_is_a_clear_error_not_a_crash_loop() {
     let blocker = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken = blocker.local_addr().unwrap().port();
-    let daemon = Daemon::start(&test_config(free_port(), taken, ""));
+    // Its data server cannot listen: the node is truthfully failing (503), so wait only for the API.
+    let daemon = Daemon::start_unhealthy(&test_config(free_port(), taken, ""));
     let status = daemon.wait_status("bind error reported", Duration::from_secs(15), |s| {
         s["data_server"]["last_error"]
             .as_str()
@@ -109,5 +110,19 @@ fn a_port_in_use_is_a_clear_error_not_a_crash_loop() {
         monitor["restarts"], 0,
         "the actor itself must not crash: {monitor}"
     );
+    // Between restarts it is down (failing, 503); while a restart starts it is degraded: wait for the former.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (code, health) = daemon.get("/health");
+        if code == 503 {
+            assert_eq!(
+                health["checks"]["data_server"]["status"], "failing",
+                "{health}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "never failing: {health}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     drop(blocker);
 }

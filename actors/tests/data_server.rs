@@ -523,3 +523,34 @@ fn categories_are_created_and_only_configured_ones_served() {
     );
     server.stop().expect("stops");
 }
+
+/// Issue 13 item 7: `/health` answers only after a real file read (the probe in the root), so a server that cannot
+/// read files is not healthy; the error it gives shows no server path.
+#[test]
+fn health_reads_a_real_file_and_fails_when_it_cannot() {
+    let fixture = Fixture::start();
+    let probe = fixture.root.join(actors::data_server::server::PROBE_NAME);
+    assert!(probe.is_file(), "the server wrote its probe file");
+    assert_eq!(get(fixture.address(), "/health", &[]).status, 200);
+    let listed = get(fixture.address(), "/inventory.json", &[]).json();
+    assert!(
+        !listed
+            .to_string()
+            .contains(actors::data_server::server::PROBE_NAME),
+        "the probe is never listed: {listed}"
+    );
+
+    // The probe replaced by a FIFO: the read is refused at once (no thread held), and /health says failing.
+    std::fs::remove_file(&probe).expect("remove probe");
+    let c_path = std::ffi::CString::new(probe.as_os_str().as_encoded_bytes()).expect("path");
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) }, 0, "mkfifo");
+    let started = std::time::Instant::now();
+    let response = get(fixture.address(), "/health", &[]);
+    assert_eq!(response.status, 503);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let body = response.json();
+    assert_eq!(body["status"], "failing");
+    let root = fixture.root.to_string_lossy().to_string();
+    assert!(!body.to_string().contains(&root), "{body}");
+}

@@ -120,6 +120,13 @@ impl Daemon {
         config_text: &str,
         env: &[(&str, &str)],
     ) -> Daemon {
+        let mut daemon = Self::spawn_in(dir, config_text, env);
+        daemon.wait_healthy(Duration::from_secs(20));
+        daemon
+    }
+
+    /// Writes the config into `dir` and starts the daemon there, without waiting for anything.
+    fn spawn_in(dir: tempfile::TempDir, config_text: &str, env: &[(&str, &str)]) -> Daemon {
         std::fs::write(dir.path().join("config.yaml"), config_text).expect("write config");
         let api = config_text
             .lines()
@@ -140,14 +147,34 @@ impl Daemon {
             .stderr(log_file)
             .spawn()
             .expect("spawn daemon");
-        let mut daemon = Daemon {
+        Daemon {
             dir,
             child,
             api,
             log,
-        };
-        daemon.wait_healthy(Duration::from_secs(20));
-        daemon
+        }
+    }
+
+    /// Starts a daemon that is expected to report failing (`/health` 503, e.g. its data server cannot bind):
+    /// waits only until the control API answers `/status`.
+    pub fn start_unhealthy(config_text: &str) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut daemon = Self::spawn_in(dir, config_text, &[]);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = daemon.child.try_wait() {
+                panic!("daemon exited early with {status}; log:\n{}", daemon.logs());
+            }
+            if let Ok((200, _)) = daemon.try_get("/status") {
+                return daemon;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "control API not up within 20 s; log:\n{}",
+                daemon.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     pub fn path(&self) -> &Path {

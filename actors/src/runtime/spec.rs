@@ -254,12 +254,19 @@ impl<B: Behavior> SpawnChild for ReadyWorker<B> {
         let mailbox: Mailbox<B> = Arc::new(Mutex::new(Some(rx)));
         // Builds and runs one cell of this child on the current thread: generation 0 now, later ones when the
         // watchdog abandons a blocked thread.
+        // The closures live on the child's own status: they hold it weakly, so no cycle keeps it alive.
+        let weak = Arc::downgrade(&s);
+        drop(s);
         let start_cell = {
             let sink = sink.clone();
+            let weak = weak.clone();
             Arc::new(
                 move |generation: u64, started: Option<oneshot::Sender<()>>| {
+                    let Some(shared) = weak.upgrade() else {
+                        return;
+                    };
                     let cell = Cell::new(
-                        s.clone(),
+                        shared,
                         factory.clone(),
                         sink.clone(),
                         addr.clone(),
@@ -275,8 +282,10 @@ impl<B: Behavior> SpawnChild for ReadyWorker<B> {
         };
         let respawn: Respawn = {
             let start_cell = start_cell.clone();
-            let shared = shared.clone();
             Arc::new(move |generation: u64| {
+                let Some(shared) = weak.upgrade() else {
+                    return;
+                };
                 let letter = shared
                     .blocked_letter
                     .lock()
