@@ -274,9 +274,11 @@ pub fn sync_once(
     let response = match request.call() {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,
-        Err(ureq::Error::Transport(t)) => return Err(anyhow!(
+        Err(ureq::Error::Transport(t)) => {
+            return Err(anyhow!(
             "cannot reach the daemon at {base}: {t} (is `coordinator run` running? pass --api URL)"
-        )),
+        ))
+        }
     };
     let status = response.status();
     let body = response.into_string().unwrap_or_default();

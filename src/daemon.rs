@@ -170,6 +170,13 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
         let on_state: StateListener = Arc::new(move |state: DataServerState| {
             tracing::info!(up = state.up, state = %actors::logging::serde_name(&state.state), bind = %state.bind, reason = %state.reason.as_deref().unwrap_or("-"), "local data server state changed");
             if let Some(sync) = &sync_for_state {
+                // During shutdown sync stops before the monitor: a state it will never act on is not a dead letter.
+                if matches!(
+                    sync.shared().state(),
+                    actors::runtime::ChildState::Stopping | actors::runtime::ChildState::Stopped
+                ) {
+                    return;
+                }
                 if let Err(error) = sync.tell(state) {
                     tracing::warn!(%error, "could not tell sync of the data server's state");
                 }

@@ -31,7 +31,7 @@ fn wait_health(
 }
 
 #[test]
-fn health_is_ok_with_one_check_per_child_and_status_marks_placeholders() {
+fn health_is_ok_with_one_check_per_child_and_no_placeholder_is_left() {
     let daemon = Daemon::start(&test_config(free_port(), free_port(), ""));
     let (code, body) = wait_health(&daemon, "ok", Duration::from_secs(15), |_, b| {
         b["status"] == "ok"
@@ -50,17 +50,19 @@ fn health_is_ok_with_one_check_per_child_and_status_marks_placeholders() {
         assert_eq!(check["status"], "ok", "{name}: {body}");
         assert!(check["detail"].is_string(), "{name}: {body}");
     }
-    let placeholder = body["checks"]["tree.sync"]["detail"].as_str().unwrap();
-    assert!(placeholder.contains("PLACEHOLDER"), "{placeholder}");
+    // Every actor of the tree is built now: none is a placeholder, in /health or in /status.
+    for name in ["tree.sync", "tree.resources"] {
+        let detail = body["checks"][name]["detail"].as_str().unwrap();
+        assert!(!detail.contains("PLACEHOLDER"), "{name}: {detail}");
+    }
     let (_, status) = daemon.get("/status");
-    assert_eq!(
-        find_node(&status["tree"], "sync").unwrap()["kind"],
-        "placeholder"
-    );
-    assert_eq!(
-        find_node(&status["tree"], "scheduler").unwrap()["kind"],
-        "worker"
-    );
+    for name in ["sync", "scheduler", "resources"] {
+        assert_eq!(
+            find_node(&status["tree"], name).unwrap()["kind"],
+            "worker",
+            "{name}"
+        );
+    }
 }
 
 #[test]

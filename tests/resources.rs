@@ -285,10 +285,6 @@ fn walk_count(dir: &std::path::Path) -> usize {
 fn a_silent_peer_leaves_the_view_and_the_plan() {
     use common::Daemon;
     let b_api = free_port();
-    let b = Daemon::start(
-        &test_config(b_api, free_port(), "scheduler:\n  enabled: false\n")
-            .replace("name: test-node", "name: peer-b"),
-    );
     let silent = free_port(); // nothing listens here
     let extra = format!(
         r#"cluster:
@@ -313,6 +309,11 @@ resources:
     stale_after: 2s
     poll_timeout: 1s
 "#
+    );
+    // peer-b reads the same cluster file: a worker of test-node (the planner), so the jobs it is handed run.
+    let b = Daemon::start(
+        &test_config(b_api, free_port(), &extra)
+            .replace("node:\n  name: test-node\n", "node:\n  name: peer-b\n"),
     );
     let a = Daemon::start(&test_config(free_port(), free_port(), &extra));
     let status = a.wait_status("peer-c out of the view", Duration::from_secs(30), |s| {

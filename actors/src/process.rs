@@ -559,7 +559,10 @@ mod tests {
         loop {
             // SAFETY: waitpid on our own child.
             let reaped = unsafe { libc::waitpid(guard_pid, std::ptr::null_mut(), libc::WNOHANG) };
-            if reaped == guard_pid {
+            // ECHILD: another test's spawn reaped it first (`guard::reap_finished` reaps every exited guard).
+            let reaped_elsewhere = reaped == -1
+                && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD);
+            if reaped == guard_pid || reaped_elsewhere {
                 break;
             }
             assert!(Instant::now() < deadline, "guard {guard_pid} did not exit");
