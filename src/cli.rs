@@ -39,28 +39,38 @@ pub enum Command {
         #[arg(long)]
         node: Option<String>,
     },
-    /// Validate the config file and COORDINATOR_* overrides; print the resolved config or every error.
+    /// Validate the config file and COORDINATOR_* overrides as `run` would; print the resolved config or every error.
     CheckConfig {
+        /// Config file.
         #[arg(long, default_value = "config.yaml")]
         config: PathBuf,
+        /// Check as `run --node NAME` would (the node must be in a non-empty `cluster.nodes`).
+        #[arg(long)]
+        node: Option<String>,
+        /// Also fail (exit 2) when a COORDINATOR_* override was ignored, for CI of a deployment repository.
+        #[arg(long)]
+        strict: bool,
     },
     /// Show the supervision tree, jobs, last sync and data-server state of a running daemon.
     Status {
-        /// Control API base URL (default: from ./config.yaml `api.bind`, else http://127.0.0.1:8765).
+        /// Control API base URL or bare `host:port` (default: from ./config.yaml `api.bind`, else 127.0.0.1:8765).
         #[arg(long)]
         api: Option<String>,
-        /// Print the raw JSON instead of the tree.
+        /// Print the API's JSON (status plus the jobs, plan and sync sections) for scripts.
         #[arg(long)]
         json: bool,
     },
     /// Inspect and act on the dead-letter store (through the daemon, or directly when none runs).
     DeadLetters {
-        /// Control API base URL (default: from the config's `api.bind`).
+        /// Control API base URL or bare `host:port` (default: from the config's `api.bind`).
         #[arg(long, global = true)]
         api: Option<String>,
         /// Config file (for the API address and the store path when no daemon runs).
         #[arg(long, global = true, default_value = "config.yaml")]
         config: PathBuf,
+        /// Print the API's JSON instead of a table, for scripts.
+        #[arg(long, global = true)]
+        json: bool,
         #[command(subcommand)]
         action: DeadLetterAction,
     },
@@ -81,8 +91,12 @@ pub enum Command {
     },
     /// Dry run of the scheduler: read a cluster-state JSON (`-` = stdin), print priorities, budgets, allocation.
     Plan {
-        #[arg(long)]
-        state: PathBuf,
+        /// The cluster-state JSON (`-` = stdin); its fields are in docs/operations.md and `--schema`.
+        #[arg(long, required_unless_present = "schema")]
+        state: Option<PathBuf>,
+        /// Print the JSON Schema of the cluster-state JSON instead of planning.
+        #[arg(long, conflicts_with = "state")]
+        schema: bool,
         /// Config file whose `scheduler` section supplies weights and tables (default: built-in defaults).
         #[arg(long)]
         config: Option<PathBuf>,
@@ -110,30 +124,20 @@ pub enum Command {
         #[arg(long, hide = true)]
         test_hook_hang_health_after: Option<humantime::Duration>,
     },
+    /// A local cluster of N real daemons on loopback (one training node that plans, the rest selfplay workers),
+    /// each with its own ports and directory DIR/<node>/, until Ctrl-C.
+    Demo {
+        /// Nodes in the cluster (1 to 16): train-1, then worker-1, worker-2, ...
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Directory of the cluster file and of each node's data, state and logs.
+        #[arg(long, default_value = "demo")]
+        dir: PathBuf,
+    },
     /// Print the generated key reference of docs/configuration.md (every key, default, env var).
-    #[command(hide = true)]
     ConfigReference,
     /// Built-in stand-in for a selfplay engine: plays synthetic games and writes them atomically.
-    SelfplayDemo {
-        #[arg(long)]
-        board: String,
-        #[arg(long)]
-        players: u8,
-        #[arg(long)]
-        games: u32,
-        #[arg(long)]
-        out: PathBuf,
-        #[arg(long, default_value_t = 800)]
-        budget: u32,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        #[arg(long, default_value_t = 500)]
-        max_moves: u32,
-        #[arg(long, default_value_t = 500)]
-        think_time_ms: u32,
-        #[arg(long, default_value_t = 0.1)]
-        randomness: f64,
-    },
+    SelfplayDemo(crate::selfplay_cmd::SelfplayDemoArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -145,8 +149,14 @@ pub enum DeadLetterAction {
     },
     /// Show one dead letter in full.
     Show { id: i64 },
-    /// Re-send a stored message to its actor (needs the running daemon).
-    Replay { id: i64 },
+    /// Re-send a stored message to its actor (needs the running daemon). Recovered and abandoned letters are
+    /// refused unless `--force`.
+    Replay {
+        id: i64,
+        /// Replay a recovered or abandoned letter too.
+        #[arg(long)]
+        force: bool,
+    },
     /// Remove recovered and abandoned letters (older than DUR, e.g. 7d; default: all of them).
     Purge {
         #[arg(long)]

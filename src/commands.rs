@@ -1,19 +1,16 @@
-//! The commands other than `run`'s tree: each returns an exit code; `main` prints errors.
+//! The commands other than `run`'s tree. Each returns `Ok(())` or its failure (`BadInput` or a runtime error);
+//! `main` prints the failure and maps it to the exit code.
 
-use std::io::Write;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
 use crate::cli::{Cli, Command, LogFormat};
 use crate::config::{self, Config};
+use crate::failure::BadInput;
 use crate::{daemon, telemetry};
 
-/// Exit code for bad input (config, flags, plan state).
-pub const EXIT_BAD_INPUT: u8 = 2;
-
-pub fn dispatch(cli: Cli) -> Result<ExitCode> {
+pub fn dispatch(cli: Cli) -> Result<()> {
     let Cli {
         log_format,
         log_level,
@@ -21,18 +18,23 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
     } = cli;
     match command {
         Command::Run { config, node } => run(&config, node, log_format, log_level),
-        Command::CheckConfig { config } => check_config(&config),
+        Command::CheckConfig {
+            config,
+            node,
+            strict,
+        } => check_config(&config, node.as_deref(), strict),
         Command::Status { api, json } => {
-            init_cli_logging(log_format, log_level);
+            init_cli_logging(log_format, log_level)?;
             crate::client::status(api, json)
         }
         Command::DeadLetters {
             api,
             config,
+            json,
             action,
         } => {
-            init_cli_logging(log_format, log_level);
-            crate::client::dead_letters(api, &config, action)
+            init_cli_logging(log_format, log_level)?;
+            crate::client::dead_letters(api, &config, json, action)
         }
         Command::Sync {
             once,
@@ -40,7 +42,14 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             api,
             config,
         } => crate::client::sync_once(once, peer, api, &config),
-        Command::Plan { state, config } => crate::plan_cmd::run(&state, config.as_deref()),
+        Command::Plan {
+            state,
+            schema,
+            config,
+        } => match state {
+            Some(state) if !schema => crate::plan_cmd::run(&state, config.as_deref()),
+            _ => crate::client::emit(crate::plan_cmd::SCHEMA),
+        },
         Command::DataServer {
             root,
             bind,
@@ -50,7 +59,9 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
             settle,
             test_hook_hang_health_after,
         } => {
-            init_cli_logging(log_format, log_level);
+            // Its own lines (where it listens, what it serves) are info: that is what an operator starting it
+            // by hand wants to see.
+            init_logging(log_format, log_level, "info")?;
             data_server(
                 root,
                 bind,
@@ -61,19 +72,24 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
                 test_hook_hang_health_after.map(Into::into),
             )
         }
-        Command::ConfigReference => {
-            print!("{}", config::reference::markdown());
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::SelfplayDemo { .. } => crate::selfplay_cmd::run(command),
+        Command::Demo { nodes, dir } => crate::demo::run(nodes, &dir),
+        Command::ConfigReference => crate::client::emit(&config::reference::markdown()),
+        Command::SelfplayDemo(args) => crate::selfplay_cmd::run(args),
     }
 }
 
-fn init_cli_logging(format: Option<LogFormat>, level: Option<String>) {
-    let _ = telemetry::init(
+/// Logging for the client commands: warnings and errors unless `--log-level` says otherwise.
+fn init_cli_logging(format: Option<LogFormat>, level: Option<String>) -> Result<()> {
+    init_logging(format, level, "warn")
+}
+
+/// A bad `--log-level` is bad input, as it is for `run`.
+fn init_logging(format: Option<LogFormat>, level: Option<String>, default: &str) -> Result<()> {
+    telemetry::init(
         format.unwrap_or_default(),
-        level.as_deref().unwrap_or("warn"),
-    );
+        level.as_deref().unwrap_or(default),
+    )
+    .map_err(|e| BadInput::flag("--log-level", format!("{e:#}")))
 }
 
 fn env_vars() -> impl Iterator<Item = (String, String)> {
@@ -85,67 +101,53 @@ fn run(
     node: Option<String>,
     format: Option<LogFormat>,
     level: Option<String>,
-) -> Result<ExitCode> {
-    let loaded = match config::load_config(path, env_vars()) {
-        Ok(l) => l,
-        Err(errors) => {
-            eprintln!("{errors}");
-            eprintln!("config is invalid; fix the errors above (coordinator check-config --config {} lists them)", path.display());
-            return Ok(ExitCode::from(EXIT_BAD_INPUT));
-        }
-    };
+) -> Result<()> {
+    let loaded = config::load_config(path, env_vars(), node.as_deref()).map_err(|errors| {
+        BadInput::report(format!(
+            "{errors}\nconfig is invalid; fix the errors above (coordinator check-config --config {} lists them)",
+            path.display()
+        ))
+    })?;
     let config: Config = loaded.config;
     let format = format.unwrap_or(config.logging.format);
     let level = level.unwrap_or_else(|| config.logging.level.clone());
-    if let Err(e) = telemetry::init(format, &level) {
-        eprintln!("error: --log-level: {e:#}");
-        return Ok(ExitCode::from(EXIT_BAD_INPUT));
-    }
+    init_logging(Some(format), Some(level), "info")?;
     for warning in &loaded.warnings {
         tracing::warn!(%warning, "config override ignored");
     }
-    let node = node.unwrap_or_else(|| config.node.name.clone());
-    if !config.cluster.nodes.is_empty() && !config.cluster.nodes.iter().any(|n| n.name == node) {
-        let known: Vec<&str> = config
-            .cluster
-            .nodes
-            .iter()
-            .map(|n| n.name.as_str())
-            .collect();
-        eprintln!(
-            "error: --node {node:?} is not in cluster.nodes (known: {})",
-            known.join(", ")
-        );
-        return Ok(ExitCode::from(EXIT_BAD_INPUT));
-    }
+    let node = config.node.name.clone();
     tracing::info!(config = %loaded.source.display(), %node, "starting coordinator");
     match daemon::run(config, node)? {
-        daemon::Outcome::Clean => Ok(ExitCode::SUCCESS),
-        daemon::Outcome::RootGaveUp(_) => Ok(ExitCode::from(1)),
+        daemon::Outcome::Clean => Ok(()),
+        daemon::Outcome::RootGaveUp(reason) => {
+            anyhow::bail!("the root supervisor gave up ({reason}); the tree is stopped")
+        }
     }
 }
 
-fn check_config(path: &std::path::Path) -> Result<ExitCode> {
-    match config::load_config(path, env_vars()) {
+fn check_config(path: &std::path::Path, node: Option<&str>, strict: bool) -> Result<()> {
+    match config::load_config(path, env_vars(), node) {
         Ok(loaded) => {
             for warning in &loaded.warnings {
                 eprintln!("warning: {warning}");
             }
+            if strict && !loaded.warnings.is_empty() {
+                return Err(BadInput::flag(
+                    "--strict",
+                    format!(
+                        "{} ignored COORDINATOR_* override(s); fix or unset them",
+                        loaded.warnings.len()
+                    ),
+                ));
+            }
             let yaml =
                 config::to_yaml(&loaded.config).context("cannot print the resolved config")?;
-            let mut out = std::io::stdout().lock();
-            writeln!(
-                out,
-                "# resolved config from {} (defaults filled, COORDINATOR_* applied)",
+            crate::client::emit(&format!(
+                "# resolved config from {} (defaults filled, COORDINATOR_* applied)\n{yaml}",
                 loaded.source.display()
-            )?;
-            out.write_all(yaml.as_bytes())?;
-            Ok(ExitCode::SUCCESS)
+            ))
         }
-        Err(errors) => {
-            eprintln!("{errors}");
-            Ok(ExitCode::from(EXIT_BAD_INPUT))
-        }
+        Err(errors) => Err(BadInput::report(errors)),
     }
 }
 
@@ -157,8 +159,23 @@ fn data_server(
     workers: usize,
     settle: Duration,
     hang_after: Option<Duration>,
-) -> Result<ExitCode> {
+) -> Result<()> {
+    use actors::data_server::config::parse_category;
     use actors::data_server::server::{run_standalone, ServerOptions};
+    // A missing root is a typo more often than a wish: refuse it instead of serving an empty new directory.
+    if !root.is_dir() {
+        let why = match root.exists() {
+            true => "is not a directory",
+            false => "no such directory",
+        };
+        return Err(BadInput::flag(
+            "--root",
+            format!(
+                "{}: {why} (create it, or pass the directory that holds the categories)",
+                root.display()
+            ),
+        ));
+    }
     let mut options = ServerOptions::new(root, node.unwrap_or_else(|| "local".to_string()));
     options.bind = bind;
     options.workers = workers.max(1);
@@ -167,15 +184,18 @@ fn data_server(
     if !categories.is_empty() {
         options.categories.clear();
         for item in categories {
-            let Some((name, dir)) = item.split_once('=') else {
-                eprintln!("error: --category {item:?}: expected name=dir, e.g. games=games");
-                return Ok(ExitCode::from(EXIT_BAD_INPUT));
-            };
-            options
-                .categories
-                .insert(name.trim().to_string(), dir.trim().into());
+            let (name, dir) = parse_category(&item).map_err(|e| BadInput::flag("--category", e))?;
+            options.categories.insert(name, dir);
         }
     }
+    let root = std::fs::canonicalize(&options.root).unwrap_or_else(|_| options.root.clone());
+    let serves = options
+        .category_dirs()
+        .iter()
+        .map(|(name, dir)| format!("{name}={}", dir.display()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    tracing::info!(root = %root.display(), categories = %serves, bind = %options.bind, node = %options.node, "data server starting");
     run_standalone(options).map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

@@ -14,7 +14,10 @@ use actors::data_server::monitor::command::ServerCommand;
 use actors::data_server::monitor::policy::DataServerState;
 use actors::placeholder::PlaceholderActor;
 use actors::pressure::PressureGate;
-use actors::runtime::dead_letters::{DeadLetterActor, DeadLetterStore};
+use actors::runtime::dead_letters::{
+    DeadLetterActor, DeadLetterShared, DeadLetterStore, DrainDeadLetters, ReplayFinished,
+    SpillError, StoreError,
+};
 use actors::runtime::ActorRef;
 use actors::runtime::{
     ChildSpec, DeadLetterSink, Directory, HealthBoard, RootExit, SupervisorSpec, WorkerSpec,
@@ -32,6 +35,16 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::api::{self, ApiState, SyncApi};
 use crate::config::Config;
+
+/// The dead-letter store (or its spill file) cannot be opened, or a damaged store not moved aside: an environment
+/// problem, exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreUnusable {
+    #[error("dead_letters.path: {0}")]
+    Store(#[source] StoreError),
+    #[error("dead_letters.path: {0}")]
+    Spill(#[source] SpillError),
+}
 
 /// How the daemon ended.
 pub enum Outcome {
@@ -78,36 +91,61 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
     let sink = DeadLetterSink::new();
     // Components publish named checks here; `/health` reads them.
     let health = HealthBoard::new();
+    // The resource optimizer closes it under disk/memory pressure; the scheduler starts no job and sync no pull
+    // while it is closed.
+    let pressure = PressureGate::new();
     let child_options = config.supervision.child_options();
     let roles = config.node_roles(&node);
     let role_names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
     tracing::info!(%node, roles = %role_names.join(","), "node roles");
 
-    // Fail fast on an unusable store: a daemon that cannot keep dead letters must not pretend to run.
-    DeadLetterStore::open(&config.dead_letters.path, config.dead_letters.max_entries)
-        .with_context(|| {
-            format!(
-                "dead_letters.path: cannot open the store at {}",
-                config.dead_letters.path.display()
-            )
-        })?;
+    // Check the store before anything runs: a damaged one is moved aside and salvaged (an error names both files);
+    // one that cannot be opened at all ends the daemon with exit code 2 (an environment problem, see `main`).
+    match DeadLetterStore::open_checked(&config.dead_letters, std::time::SystemTime::now()) {
+        Ok(opened) => {
+            if let Some(damaged) = opened.damaged {
+                tracing::error!(store = %damaged.path.display(), moved_to = %damaged.moved_to.display(), reason = %damaged.reason, salvaged = damaged.salvaged, "dead-letter store was damaged: moved aside and replaced by a fresh store holding the rows still readable; inspect the damaged file");
+            }
+        }
+        Err(e) => return Err(StoreUnusable::Store(e).into()),
+    }
+    let dl_shared = DeadLetterShared::new(&config.dead_letters, health.clone())
+        .map_err(StoreUnusable::Spill)?;
 
     let directory_cell: Arc<OnceLock<Directory>> = Arc::new(OnceLock::new());
     let dl_spec = WorkerSpec::<DeadLetterActor>::new("dead_letters", child_options, &sink);
     let dl_ref = dl_spec.actor_ref();
+    dl_shared.install(&sink);
     {
-        let dl_ref = dl_ref.clone();
-        sink.install(move |letter| DeadLetterActor::offer(&dl_ref, letter));
+        let waker = dl_ref.clone();
+        dl_shared.queue.on_wake(move || {
+            // Not delivered (mailbox full): the next letter tries again; the maintenance tick drains too.
+            waker.try_tell_raw(DrainDeadLetters).is_ok()
+        });
+        let reporter = dl_ref.clone();
+        sink.install_outcome(move |id, outcome| {
+            reporter
+                .try_tell_raw(ReplayFinished {
+                    id,
+                    error: outcome.err(),
+                })
+                .is_ok()
+        });
     }
     let dl_config = config.dead_letters.clone();
     let dl_directory = directory_cell.clone();
-    let dl_child =
-        dl_spec.factory(move || DeadLetterActor::new(dl_config.clone(), dl_directory.clone()));
+    let (factory_shared, factory_sink) = (dl_shared.clone(), sink.clone());
+    let dl_child = dl_spec.try_factory(move || {
+        DeadLetterActor::new(
+            dl_config.clone(),
+            factory_shared.clone(),
+            factory_sink.clone(),
+            dl_directory.clone(),
+        )
+    });
 
     let mut root =
         SupervisorSpec::new("root", config.supervision.supervisor_options()).child(dl_child);
-    // Held back new work under resource pressure (the resource optimizer closes it); sync checks it per pull.
-    let pressure = PressureGate::new();
     let scheduler_cell: Arc<OnceLock<ActorRef<SchedulerActor>>> = Arc::new(OnceLock::new());
     let sync_board = SyncBoard::new();
     let sync_spec = config.sync.enabled.then(|| {
@@ -116,6 +154,15 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
     let sync_ref = sync_spec.as_ref().map(|spec| spec.actor_ref());
     let mut monitor_ref = None;
     if config.data_server.enabled {
+        // The standalone server refuses a missing root (a typo); the daemon creates its configured one, so
+        // `run` works in a fresh checkout (`data/` is git-ignored).
+        let data_root = &config.data_server.root;
+        if !data_root.is_dir() {
+            std::fs::create_dir_all(data_root).with_context(|| {
+                format!("data_server.root: cannot create {}", data_root.display())
+            })?;
+            tracing::info!(root = %data_root.display(), "created the data server's root directory");
+        }
         let options = monitor_child_options(child_options, &config.data_server);
         let spec = WorkerSpec::<DataServerMonitor>::new("data_server_monitor", options, &sink);
         monitor_ref = Some(spec.actor_ref());
@@ -123,7 +170,7 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
             .context("cannot find the coordinator executable to start the data server")?;
         let sync_for_state = sync_ref.clone();
         let on_state: StateListener = Arc::new(move |state: DataServerState| {
-            tracing::info!(up = state.up, state = ?state.state, "local data server state changed");
+            tracing::info!(up = state.up, state = %actors::logging::serde_name(&state.state), bind = %state.bind, reason = %state.reason.as_deref().unwrap_or("-"), "local data server state changed");
             if let Some(sync) = &sync_for_state {
                 if let Err(error) = sync.tell(state) {
                     tracing::warn!(%error, "could not tell sync of the data server's state");
@@ -136,6 +183,7 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
             node.clone(),
             command,
             on_state,
+            health.clone(),
         ));
     }
     if let Some(spec) = sync_spec {
@@ -177,15 +225,20 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
     let mut scheduler_ref = None;
     if config.scheduler.enabled {
         let spec = WorkerSpec::<SchedulerActor>::new("scheduler", child_options, &sink)
-            .replayable::<RunJob>()
+            .replayable_with_outcome::<RunJob>()
             .replayable::<NewGamesAvailable>()
             .replayable::<CapacityUpdate>();
         scheduler_ref = Some(spec.actor_ref());
         let _ = scheduler_cell.set(spec.actor_ref());
         let scheduler_config = config.scheduler.clone();
-        let nodes = config.scheduler_nodes(&node);
+        let (role, nodes) = config.scheduler_role(&node);
+        tracing::info!(planner = %config.cluster.planner_name(&node), plans = role.plans(), "scheduler role");
+        let token = config.api.token.clone();
+        let this_node = node.clone();
         let self_exe = std::env::current_exe()
             .context("cannot find the coordinator executable for job commands")?;
+        let scheduler_health = health.clone();
+        let scheduler_pressure = pressure.clone();
         let sync_for_games = sync_ref.clone();
         let on_new_games: NewGamesHook = Arc::new(move |games: NewGames| {
             tracing::info!(config = %games.config, node = %games.node, games = games.games, path = %games.path.display(), "new games available");
@@ -205,7 +258,10 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
                 nodes.clone(),
                 self_exe.clone(),
                 on_new_games.clone(),
+                scheduler_health.clone(),
+                scheduler_pressure.clone(),
             )
+            .with_role(role.clone(), &this_node, token.clone())
         }));
     }
     if config.resources.enabled {
@@ -229,6 +285,7 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
             tree: handle.tree.clone(),
             directory: handle.directory.clone(),
             dead_letters: dl_ref.clone(),
+            dead_letter_status: dl_shared.clone(),
             scheduler: scheduler_ref.clone(),
             data_server: monitor_ref.clone(),
             sync: sync_ref.clone().map(|actor| SyncApi {
@@ -274,7 +331,18 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
         let _ = tokio::time::timeout(Duration::from_secs(3), server.stop(true)).await;
     }
     if !handle.shutdown().await {
-        tracing::warn!(budget = ?handle.shutdown_budget, "tree did not stop within its shutdown budget; exiting anyway");
+        tracing::warn!(
+            budget_ms = handle.shutdown_budget.as_millis() as u64,
+            "tree did not stop within its shutdown budget; exiting anyway"
+        );
+    }
+    let flushed = dl_shared.flush_after_shutdown(&sink);
+    if flushed > 0 {
+        tracing::warn!(
+            flushed,
+            spill = %dl_shared.spill.path().display(),
+            "dead letters left in the queue after shutdown were written to the spill file; they are moved into the store at the next start"
+        );
     }
     tracing::info!(
         elapsed_ms = stopping.elapsed().as_millis() as u64,

@@ -270,6 +270,9 @@ fn data_server_serves_and_stops_on_sigterm() {
         ".",
         "--bind",
         &format!("127.0.0.1:{port}"),
+        // a.db was written just now; a settle of 0 lists it at once.
+        "--settle",
+        "0s",
     ])
     .stdout(std::process::Stdio::null())
     .stderr(std::process::Stdio::null());
@@ -330,5 +333,54 @@ fn configuration_doc_lists_every_key_with_its_default() {
         "scheduler.jobs.command",
     ] {
         assert!(generated.contains(&format!("`{key}`")), "{key}");
+    }
+}
+
+#[test]
+fn api_address_in_use_exits_1_naming_it() {
+    // The address is taken by another process: an environment problem, not a config one (check-config accepts
+    // the file), so exit 1 like other runtime failures, after the tree has stopped.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let text = common::test_config(port, common::free_port(), "");
+    std::fs::write(dir.path().join("config.yaml"), text).unwrap();
+    assert_eq!(run_in(dir.path(), &["check-config"]).status.code(), Some(0));
+    let out = run_in(dir.path(), &["run"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: control API cannot listen on 127.0.0.1:")
+            && last.contains("set api.bind"),
+        "{err}"
+    );
+}
+
+#[test]
+fn help_lists_config_reference_and_help_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_in(dir.path(), &["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("config-reference"));
+}
+
+#[test]
+fn a_log_level_that_is_not_a_level_is_bad_input_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = common::test_config(common::free_port(), common::free_port(), "");
+    std::fs::write(dir.path().join("config.yaml"), text).unwrap();
+    for args in [
+        &["run", "--log-level", "loud"][..],
+        &["status", "--log-level", "loud"][..],
+        &["data-server", "--root", ".", "--log-level", "loud"][..],
+    ] {
+        let out = run_in(dir.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("error: --log-level") && err.contains("`loud`"),
+            "{args:?}: {err}"
+        );
     }
 }

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{free_port, test_config, Daemon};
+use common::{data_server_pid, free_port, test_config, Daemon};
 
 fn alive(pid: i32) -> bool {
     // A zombie still answers kill(0); check /proc state as well.
@@ -16,13 +16,6 @@ fn alive(pid: i32) -> bool {
         .is_some_and(|rest| !rest.starts_with('Z'));
     let exists = unsafe { libc::kill(pid, 0) == 0 };
     exists && running
-}
-
-fn data_server_pid(daemon: &Daemon) -> i32 {
-    let status = daemon.wait_status("data server up", Duration::from_secs(15), |s| {
-        s["data_server"]["state"] == "up"
-    });
-    status["data_server"]["pid"].as_i64().expect("pid") as i32
 }
 
 #[test]

@@ -9,11 +9,12 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::sshd::start_sshd;
+
 use actors::jobs::config::JobsConfig;
 use actors::jobs::outcome::JobStatus;
 use actors::jobs::spec::JobSpec;
 use actors::jobs::ssh::SshExecutor;
-use common::sshd::start_sshd;
 
 fn config(dir: &Path, port: u16, remote_program: &str) -> JobsConfig {
     let mut config = JobsConfig {
@@ -41,7 +42,7 @@ fn spec(id: &str, dir: &Path) -> JobSpec {
         budget: 64,
         output: dir.join(format!("games/{id}.db")),
         max_moves: 500,
-        think_time_ms: 500,
+        think_time_ms: 0,
         randomness: 0.1,
         seed: 7,
         node: "peer".to_string(),

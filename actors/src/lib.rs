@@ -10,6 +10,7 @@
 //! - `logging`: log lines for operators (JSON or text), span fields copied at open and formatted only
 //!   for lines written.
 //! - `pressure`: the gate the resource optimizer closes under disk or memory pressure; jobs and pulls check it.
+//! - `resources`: the resource optimizer: measurements, the job-target controller, pressure, the cluster view.
 //! - `sync`: the sync coordinator: pull planning, budgets, transports, the actor that moves files between nodes.
 //! - `units`: byte sizes in config (`64MiB`).
 //! - `placeholder`: the stand-in for actors whose issues are not built yet.
@@ -20,6 +21,7 @@ pub mod logging;
 pub mod placeholder;
 pub mod pressure;
 pub mod process;
+pub mod resources;
 pub mod runtime;
 pub mod scheduler;
 pub mod sync;

@@ -94,6 +94,17 @@ impl Ended {
     }
 }
 
+impl std::fmt::Display for Ended {
+    /// `exited with code 3`, `killed by signal 9`, `killed after ignoring SIGTERM`: for outcomes and log lines.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ended::Exited { code } => write!(f, "exited with code {code}"),
+            Ended::Signalled { signal } => write!(f, "killed by signal {signal}"),
+            Ended::KilledAfterGrace => f.write_str("killed after ignoring SIGTERM"),
+        }
+    }
+}
+
 /// Spawn `command` as an owned child: own process group, SIGKILL on parent death, killed on drop.
 ///
 /// Call it from a long-lived thread (see the module doc).

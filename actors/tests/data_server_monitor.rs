@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use actors::data_server::monitor::actor::HEALTH_CHECK;
 use actors::data_server::monitor::{
     monitor_child, monitor_child_options, DataServerMonitor, DataServerState, DataServerStatus,
     MonitorSnapshot, MonitorState, ServerCommand, StateListener,
@@ -17,8 +18,8 @@ use actors::data_server::monitor::{
 use actors::data_server::DataServerConfig;
 use actors::runtime::circuit_breaker::BreakerState;
 use actors::runtime::{
-    ActorRef, ChildOptions, DeadLetterSink, Drill, RootHandle, SupervisorOptions, SupervisorSpec,
-    WorkerSpec,
+    ActorRef, ChildOptions, DeadLetterSink, Drill, HealthBoard, HealthStatus, RootHandle,
+    SupervisorOptions, SupervisorSpec, WorkerSpec,
 };
 
 const NAME: &str = "data_server_monitor";
@@ -78,6 +79,7 @@ struct Running {
     root: RootHandle,
     monitor: ActorRef<DataServerMonitor>,
     states: Arc<Mutex<Vec<DataServerState>>>,
+    health: HealthBoard,
     _sink: DeadLetterSink,
 }
 
@@ -90,7 +92,15 @@ async fn start(config: DataServerConfig, command: ServerCommand) -> Running {
     let options = monitor_child_options(ChildOptions::default(), &config);
     let spec = WorkerSpec::<DataServerMonitor>::new(NAME, options, &sink);
     let monitor = spec.actor_ref();
-    let child = monitor_child(spec, config, "node-test".to_string(), command, on_state);
+    let health = HealthBoard::new();
+    let child = monitor_child(
+        spec,
+        config,
+        "node-test".to_string(),
+        command,
+        on_state,
+        health.clone(),
+    );
     let mut root = SupervisorSpec::new("root", SupervisorOptions::default())
         .child(child)
         .start_root();
@@ -101,6 +111,7 @@ async fn start(config: DataServerConfig, command: ServerCommand) -> Running {
         root,
         monitor,
         states,
+        health,
         _sink: sink,
     }
 }
@@ -320,6 +331,9 @@ async fn a_crash_loop_opens_the_circuit_and_a_later_good_start_closes_it() {
         running.states.lock().unwrap().last().map(|s| s.state),
         Some(MonitorState::CircuitOpen)
     );
+    let check = running.health.get(HEALTH_CHECK).expect("check published");
+    assert_eq!(check.status, HealthStatus::Failing, "{}", check.detail);
+    assert!(check.detail.contains("circuit open"), "{}", check.detail);
 
     let server = example_server();
     write_script(
@@ -333,6 +347,8 @@ async fn a_crash_loop_opens_the_circuit_and_a_later_good_start_closes_it() {
     assert_eq!(closed.circuit.state, BreakerState::Closed);
     assert_eq!(closed.restarts, 4, "one half-open attempt");
     assert!(health_answers(&bind).await);
+    let check = running.health.get(HEALTH_CHECK).expect("check published");
+    assert_eq!(check.status, HealthStatus::Ok, "{}", check.detail);
     assert_eq!(
         running.states.lock().unwrap().last().map(|s| s.state),
         Some(MonitorState::Up)

@@ -542,3 +542,38 @@ async fn graceful_stop_runs_to_completion() {
         assert!(*done.lock().unwrap(), "stop hook was cut short");
     }
 }
+
+#[actix_rt::test]
+async fn a_factory_that_cannot_build_its_actor_is_a_failed_start_retried_with_backoff() {
+    let (sink, _letters) = collecting_sink();
+    let worker = WorkerSpec::<Counter>::new("counter", ChildOptions::default(), &sink);
+    let counter = worker.actor_ref();
+    let attempts = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let tried = attempts.clone();
+    let mut root = SupervisorSpec::new("root", fast_options())
+        .child(worker.try_factory(move || {
+            if tried.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
+                Err("store unavailable")
+            } else {
+                Ok(Counter::default())
+            }
+        }))
+        .start_root();
+    root.started().await;
+    wait_until("third build succeeds", || {
+        counter.shared().state() == ChildState::Running
+    })
+    .await;
+    assert_eq!(counter.ask(Add(3), ASK).await.unwrap(), 3);
+    assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 3);
+    assert_eq!(counter.shared().restarts(), 2);
+    let failure = counter.shared().last_failure().expect("failure recorded");
+    assert!(
+        failure
+            .reason
+            .contains("factory could not build the actor: store unavailable"),
+        "{}",
+        failure.reason
+    );
+    assert!(root.shutdown().await);
+}

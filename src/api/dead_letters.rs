@@ -5,9 +5,8 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use actors::runtime::dead_letters::{
-    GetDeadLetter, ListDeadLetters, PurgeDeadLetters, ReplayFinished,
+    GetDeadLetter, ListDeadLetters, PurgeDeadLetters, ReplayDeadLetter, ReplayDenied,
 };
-use actors::runtime::ids::{CorrelationId, MessageMeta};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -24,6 +23,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[serde(deny_unknown_fields)]
 struct ListQuery {
     limit: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayQuery {
+    force: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -76,59 +81,57 @@ async fn show(state: web::Data<ApiState>, id: web::Path<i64>) -> HttpResponse {
     }
 }
 
-/// Re-sends the stored message to its actor, then records the outcome (recovered, or retry count + 1).
-async fn replay(state: web::Data<ApiState>, id: web::Path<i64>) -> HttpResponse {
+/// Replays one letter through the dead-letter actor's `ReplayDeadLetter` (the same command the timed replay uses,
+/// with its in-flight set). 404 for an unknown id; 409 for a recovered or abandoned letter unless `force=true`, and
+/// for a letter already being replayed.
+async fn replay(
+    state: web::Data<ApiState>,
+    id: web::Path<i64>,
+    query: web::Query<ReplayQuery>,
+) -> HttpResponse {
     let id = id.into_inner();
-    let letter = match state
-        .dead_letters
-        .ask(GetDeadLetter { id }, state.ask_timeout)
-        .await
-    {
-        Ok(Some(letter)) => letter,
-        Ok(None) => {
+    let force = match query.force.as_deref().map(str::trim) {
+        None => false,
+        Some("true" | "1" | "yes") => true,
+        Some("false" | "0" | "no") => false,
+        Some(other) => {
             return error(
-                StatusCode::NOT_FOUND,
-                format!("no dead letter with id {id}"),
+                StatusCode::BAD_REQUEST,
+                format!("force: {other:?} is not a boolean (expected true or false)"),
             )
         }
-        Err(e) => return unavailable(e),
     };
-    let meta = MessageMeta {
-        retries: letter.retries + 1,
-        replay_of: Some(letter.id),
-        ..MessageMeta::with_correlation(
-            CorrelationId::parse(&letter.correlation_id).unwrap_or_default(),
-        )
-    };
-    let outcome = state
-        .directory
-        .replay(
-            &letter.actor,
-            &letter.msg,
-            letter.payload.clone(),
-            meta,
-            state.ask_timeout,
-        )
-        .await;
-    let error_text = outcome.as_ref().err().map(|e| e.to_string());
-    tracing::info!(id, actor = %letter.actor, msg = %letter.msg, correlation_id = %letter.correlation_id, ok = error_text.is_none(), "dead letter replayed on request");
-    match state
+    let ticket = match state
         .dead_letters
-        .ask(
-            ReplayFinished {
-                id,
-                error: error_text.clone(),
-            },
-            state.ask_timeout,
-        )
+        .ask(ReplayDeadLetter { id, force }, state.ask_timeout)
         .await
     {
-        Ok(updated) => HttpResponse::Ok().json(json!({
-            "replayed": error_text.is_none(),
-            "error": error_text,
-            "dead_letter": updated,
-        })),
-        Err(e) => unavailable(e),
+        Ok(Ok(ticket)) => ticket,
+        Ok(Err(denied @ ReplayDenied::NotFound(_))) => {
+            return error(StatusCode::NOT_FOUND, denied.to_string())
+        }
+        Ok(Err(denied @ ReplayDenied::Refused(_))) => {
+            return error(StatusCode::CONFLICT, denied.to_string())
+        }
+        Ok(Err(denied)) => return error(StatusCode::SERVICE_UNAVAILABLE, denied.to_string()),
+        Err(e) => return unavailable(e),
+    };
+    match tokio::time::timeout(ticket.wait, ticket.result).await {
+        Ok(Ok(result)) => {
+            tracing::info!(id, force, replayed = result.replayed, awaiting_outcome = result.awaiting_outcome, "dead letter replayed on request");
+            HttpResponse::Ok().json(result)
+        }
+        Ok(Err(_)) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the dead-letter actor restarted during the replay; see the letter for its state",
+        ),
+        Err(_) => error(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "replay of {id} gave no answer within {} ms; it counts as failed when its deadline passes",
+                ticket.wait.as_millis()
+            ),
+        ),
     }
 }
 

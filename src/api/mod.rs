@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use actors::data_server::monitor::actor::DataServerMonitor;
-use actors::runtime::dead_letters::DeadLetterActor;
+use actors::runtime::dead_letters::{DeadLetterActor, DeadLetterShared};
 use actors::runtime::{ActorRef, Directory, HealthBoard, TreeShape};
 use actors::scheduler::actor::SchedulerActor;
 use actors::sync::actor::SyncActor;
@@ -32,6 +32,8 @@ pub struct ApiState {
     pub tree: TreeShape,
     pub directory: Directory,
     pub dead_letters: ActorRef<DeadLetterActor>,
+    /// The dead-letter store's state (spill, failures, queue) for `/status`, read without messaging the actor.
+    pub dead_letter_status: DeadLetterShared,
     /// `None` when `data_server.enabled` is false.
     pub data_server: Option<ActorRef<DataServerMonitor>>,
     /// `None` when `scheduler.enabled` is false.
@@ -128,6 +130,6 @@ pub fn start(bind: &str, state: ApiState) -> Result<actix_web::dev::Server> {
     .listen(listener)
     .with_context(|| format!("control API cannot serve on {bind}"))?
     .run();
-    tracing::info!(addr = ?local, "control API listening");
+    tracing::info!(addr = %local.map_or_else(|| bind.to_string(), |a| a.to_string()), "control API listening");
     Ok(server)
 }

@@ -3,7 +3,8 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use actors::data_server::monitor::messages::DataServerStatus;
-use actors::runtime::{ChildState, HealthStatus};
+use actors::runtime::{ChildState, HealthReport};
+use actors::scheduler::actor::SchedulerStatus;
 use serde_json::json;
 
 use super::ApiState;
@@ -14,22 +15,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(metrics));
 }
 
+/// One check per tree node (`tree.<name>`, from the shared status) plus every check on the health board; the worst
+/// decides. Never messages an actor, so it answers while one hangs.
 async fn health(state: web::Data<ApiState>) -> HttpResponse {
-    // The health helper's issue (13 item 5) adds the tree's per-child checks; the board's checks are read as is.
-    let checks = state.health.snapshot();
-    let root = state.tree.shared.state();
-    let root_running = matches!(root, ChildState::Running | ChildState::Starting);
-    let overall = if root_running {
-        actors::runtime::health::overall(checks.values())
-    } else {
-        HealthStatus::Failing
-    };
-    let body = json!({ "status": overall.as_str(), "root": root.as_str(), "checks": checks });
-    if overall == HealthStatus::Failing {
-        HttpResponse::build(StatusCode::SERVICE_UNAVAILABLE).json(body)
-    } else {
-        HttpResponse::Ok().json(body)
-    }
+    let tree = state.tree.status();
+    let mut checks = tree.health_checks();
+    checks.extend(state.health.snapshot());
+    let report = HealthReport::new(tree.state == ChildState::Running, checks);
+    let code =
+        StatusCode::from_u16(report.http_status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    HttpResponse::build(code).json(report)
 }
 
 async fn status(state: web::Data<ApiState>) -> HttpResponse {
@@ -50,6 +45,16 @@ async fn status(state: web::Data<ApiState>) -> HttpResponse {
         None => json!({ "enabled": false }),
         Some(sync) => serde_json::to_value(sync.board.snapshot().state).unwrap_or_default(),
     };
+    let scheduler = match &state.scheduler {
+        None => json!({ "enabled": false }),
+        Some(scheduler) => {
+            let deadline = state.ask_timeout.min(std::time::Duration::from_secs(2));
+            match scheduler.ask(SchedulerStatus, deadline).await {
+                Ok(summary) => serde_json::to_value(summary).unwrap_or_default(),
+                Err(e) => json!({ "error": format!("scheduler did not answer: {e}") }),
+            }
+        }
+    };
     HttpResponse::Ok().json(json!({
         "node": state.node,
         "uptime_s": state.started.elapsed().as_secs(),
@@ -57,6 +62,8 @@ async fn status(state: web::Data<ApiState>) -> HttpResponse {
         "actors": state.tree.actor_stats(),
         "data_server": data_server,
         "sync": sync,
+        "scheduler": scheduler,
+        "dead_letters": state.dead_letter_status.snapshot(),
     }))
 }
 

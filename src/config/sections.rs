@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::cli::LogFormat;
 
+use super::validate::{extend_under, pairs, sentences, validate_under, FieldError, Validate};
+
 /// The whole config file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -53,8 +55,27 @@ impl Default for NodeConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
+    /// The one node that plans for the whole cluster: it alone runs the allocation and hands every node its jobs
+    /// through that node's control API; the other daemons run what they are given and plan nothing. Default: the
+    /// first node whose roles include `training`, else the first node.
+    pub planner: Option<String>,
     /// Every node of the cluster (this one included). Empty: a single-machine cluster of just `node.name`.
     pub nodes: Vec<ClusterNode>,
+}
+
+impl ClusterConfig {
+    /// The node that plans: `planner` when set, else the first training node, else the first node; `this_node`
+    /// itself in a single-machine cluster (no `nodes`).
+    pub fn planner_name(&self, this_node: &str) -> String {
+        if let Some(planner) = self.planner.as_deref().filter(|p| !p.trim().is_empty()) {
+            return planner.to_string();
+        }
+        self.nodes
+            .iter()
+            .find(|n| n.roles.contains(&Role::Training))
+            .or_else(|| self.nodes.first())
+            .map_or_else(|| this_node.to_string(), |n| n.name.clone())
+    }
 }
 
 /// One node of the cluster.
@@ -181,12 +202,14 @@ impl SupervisionConfig {
             dedicated_thread: true,
         }
     }
+}
 
-    pub fn problems(&self) -> Vec<(String, String)> {
+impl Validate for SupervisionConfig {
+    fn validate(&self) -> Vec<FieldError> {
         let mut out = Vec::new();
         if !(0.0..=1.0).contains(&self.backoff_jitter) {
-            out.push((
-                "supervision.backoff_jitter".into(),
+            out.push(FieldError::new(
+                "backoff_jitter",
                 format!(
                     "{} is outside 0..1 (a fraction, e.g. 0.1)",
                     self.backoff_jitter
@@ -194,27 +217,24 @@ impl SupervisionConfig {
             ));
         }
         if self.backoff_initial > self.backoff_max {
-            out.push((
-                "supervision.backoff_initial".into(),
-                "must not exceed supervision.backoff_max".into(),
+            out.push(FieldError::new(
+                "backoff_initial",
+                "must not exceed supervision.backoff_max",
             ));
         }
         if self.mailbox_capacity == 0 {
-            out.push((
-                "supervision.mailbox_capacity".into(),
-                "must be at least 1".into(),
-            ));
+            out.push(FieldError::new("mailbox_capacity", "must be at least 1"));
         }
         if self.watchdog_deadline < self.watchdog_check_every {
-            out.push((
-                "supervision.watchdog_deadline".into(),
-                "must be at least supervision.watchdog_check_every".into(),
+            out.push(FieldError::new(
+                "watchdog_deadline",
+                "must be at least supervision.watchdog_check_every",
             ));
         }
         if self.watchdog_check_every.is_zero() {
-            out.push((
-                "supervision.watchdog_check_every".into(),
-                "must be above 0 (e.g. 1s)".into(),
+            out.push(FieldError::new(
+                "watchdog_check_every",
+                "must be above 0 (e.g. 1s)",
             ));
         }
         out
@@ -246,12 +266,12 @@ impl Default for ApiConfig {
     }
 }
 
-impl ApiConfig {
-    pub fn problems(&self) -> Vec<(String, String)> {
+impl Validate for ApiConfig {
+    fn validate(&self) -> Vec<FieldError> {
         let mut out = Vec::new();
         if self.bind.parse::<SocketAddr>().is_err() {
-            out.push((
-                "api.bind".into(),
+            out.push(FieldError::new(
+                "bind",
                 format!(
                     "{:?} is not host:port (expected e.g. 127.0.0.1:8765)",
                     self.bind
@@ -259,14 +279,16 @@ impl ApiConfig {
             ));
         }
         if self.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
-            out.push((
-                "api.token".into(),
-                "is empty: remove the key or set a secret".into(),
+            out.push(FieldError::new(
+                "token",
+                "is empty: remove the key or set a secret",
             ));
         }
         out
     }
+}
 
+impl ApiConfig {
     /// The API's base URL as clients reach it.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.bind)
@@ -292,17 +314,11 @@ impl Default for LoggingConfig {
     }
 }
 
-impl LoggingConfig {
-    pub fn problems(&self) -> Vec<(String, String)> {
-        match tracing_subscriber::EnvFilter::try_new(&self.level) {
-            Ok(_) => vec![],
-            Err(e) => vec![(
-                "logging.level".into(),
-                format!(
-                    "{:?}: {e} (expected e.g. info, debug, actors=debug,info)",
-                    self.level
-                ),
-            )],
+impl Validate for LoggingConfig {
+    fn validate(&self) -> Vec<FieldError> {
+        match actors::logging::check_filter(&self.level) {
+            Ok(()) => vec![],
+            Err(error) => vec![FieldError::new("level", error.to_string())],
         }
     }
 }
@@ -321,12 +337,84 @@ impl Default for ResourcesConfig {
     }
 }
 
-impl super::Validate for Config {
-    fn validate(&self) -> Vec<super::FieldError> {
-        self.problems()
-            .into_iter()
-            .map(|(path, message)| super::FieldError::new(path, message))
-            .collect()
+impl Validate for NodeConfig {
+    fn validate(&self) -> Vec<FieldError> {
+        if self.name.trim().is_empty() {
+            return vec![FieldError::new(
+                "name",
+                "is empty (expected this node's name)",
+            )];
+        }
+        vec![]
+    }
+}
+
+impl Validate for ClusterConfig {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut out = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, n) in self.nodes.iter().enumerate() {
+            if n.name.trim().is_empty() {
+                out.push(FieldError::new(format!("nodes[{i}].name"), "is empty"));
+            } else if !seen.insert(n.name.clone()) {
+                out.push(FieldError::new(
+                    format!("nodes[{i}].name"),
+                    format!("{:?} appears twice (names must be unique)", n.name),
+                ));
+            }
+            if self.nodes.len() > 1 && n.roles.is_empty() {
+                out.push(FieldError::new(
+                    format!("nodes[{i}].roles"),
+                    "is empty (expected selfplay and/or training)",
+                ));
+            }
+        }
+        if let Some(planner) = &self.planner {
+            if self.nodes.is_empty() {
+                if planner.trim().is_empty() {
+                    out.push(FieldError::new(
+                        "planner",
+                        "is empty (expected a node name, or leave it out)",
+                    ));
+                }
+            } else if !self.nodes.iter().any(|n| &n.name == planner) {
+                let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
+                out.push(FieldError::new(
+                    "planner",
+                    format!(
+                        "{planner:?} is not in cluster.nodes (known: {})",
+                        names.join(", ")
+                    ),
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// The whole file: each section once (its own checks, paths prefixed here), then the checks across sections.
+/// A section still on an older `problems()` shape is adapted in one line with `validate::pairs`/`sentences`.
+impl Validate for Config {
+    fn validate(&self) -> Vec<FieldError> {
+        let mut out = Vec::new();
+        validate_under(&mut out, "node", &self.node);
+        validate_under(&mut out, "cluster", &self.cluster);
+        validate_under(&mut out, "supervision", &self.supervision);
+        validate_under(&mut out, "api", &self.api);
+        validate_under(&mut out, "logging", &self.logging);
+        extend_under(
+            &mut out,
+            "data_server",
+            sentences("data_server", self.data_server.problems()),
+        );
+        extend_under(&mut out, "sync", pairs("sync", self.sync.problems()));
+        extend_under(
+            &mut out,
+            "scheduler",
+            pairs("scheduler", self.scheduler.problems()),
+        );
+        out.extend(self.across_sections());
+        out
     }
 }
 
@@ -352,6 +440,7 @@ impl Config {
         if self.cluster.nodes.is_empty() {
             return vec![SchedulerNode {
                 name: this_node.to_string(),
+                api_url: None,
                 gpu: "unknown".to_string(),
                 gpu_memory_gb: None,
                 ephemeral: false,
@@ -365,6 +454,7 @@ impl Config {
             .filter(|n| n.roles.contains(&Role::Selfplay))
             .map(|n| SchedulerNode {
                 name: n.name.clone(),
+                api_url: n.api_url.clone(),
                 gpu: n.gpu.clone(),
                 gpu_memory_gb: (n.gpu_memory_gb > 0.0).then_some(n.gpu_memory_gb),
                 ephemeral: n.ephemeral,
@@ -374,59 +464,122 @@ impl Config {
             .collect()
     }
 
-    /// Semantic checks across sections: every problem as (field path, what is wrong and expected).
-    pub fn problems(&self) -> Vec<(String, String)> {
-        let mut out = Vec::new();
-        if self.node.name.trim().is_empty() {
-            out.push((
-                "node.name".into(),
-                "is empty (expected this node's name)".into(),
-            ));
-        }
-        let mut seen = std::collections::BTreeSet::new();
-        for (i, n) in self.cluster.nodes.iter().enumerate() {
-            if n.name.trim().is_empty() {
-                out.push((format!("cluster.nodes[{i}].name"), "is empty".into()));
-            } else if !seen.insert(n.name.clone()) {
-                out.push((
-                    format!("cluster.nodes[{i}].name"),
-                    format!("{:?} appears twice (names must be unique)", n.name),
+    /// One cluster file serves every node: this node (`node.name`) listens where its `api_url` and `data_url` say,
+    /// unless the file or the environment set `api.bind` / `data_server.bind`. Returns (field, source) for each
+    /// bind it set, so an error about it names the cluster entry.
+    pub fn bind_from_cluster(&mut self, explicit: super::ExplicitBinds) -> Vec<(String, String)> {
+        let mut set = Vec::new();
+        let Some((i, entry)) = self
+            .cluster
+            .nodes
+            .iter()
+            .enumerate()
+            .find(|(_, n)| n.name == self.node.name)
+        else {
+            return set;
+        };
+        if !explicit.api {
+            if let Some(addr) = entry.api_url.as_deref().and_then(listen_address) {
+                self.api.bind = addr;
+                set.push((
+                    "api.bind".to_string(),
+                    format!("cluster.nodes[{i}].api_url"),
                 ));
             }
         }
-        out.extend(self.supervision.problems());
-        out.extend(self.api.problems());
-        out.extend(self.logging.problems());
-        out.extend(
-            self.data_server
-                .problems()
-                .into_iter()
-                .map(|p| ("data_server".to_string(), p)),
-        );
-        if self.cluster.nodes.len() > 1 {
-            for (i, n) in self.cluster.nodes.iter().enumerate() {
-                if n.roles.is_empty() {
-                    out.push((
-                        format!("cluster.nodes[{i}].roles"),
-                        "is empty (expected selfplay and/or training)".into(),
-                    ));
-                }
+        if !explicit.data_server {
+            if let Some(addr) = entry.data_url.as_deref().and_then(listen_address) {
+                self.data_server.bind = addr;
+                set.push((
+                    "data_server.bind".to_string(),
+                    format!("cluster.nodes[{i}].data_url"),
+                ));
             }
         }
-        out.extend(
-            self.sync
-                .problems()
-                .into_iter()
-                .map(|(path, p)| (format!("sync.{path}"), p)),
-        );
-        out.extend(
-            self.scheduler
-                .problems()
-                .into_iter()
-                .map(|(path, p)| (format!("scheduler.{path}"), p)),
-        );
+        set
+    }
+
+    /// This node's scheduler: its role (the cluster's planner plans, every other node is a worker) and the nodes
+    /// it schedules (the planner: every selfplay node; a worker: itself only, for the jobs it is handed).
+    pub fn scheduler_role(
+        &self,
+        this_node: &str,
+    ) -> (
+        actors::scheduler::actor::SchedulerRole,
+        Vec<actors::scheduler::actor::SchedulerNode>,
+    ) {
+        use actors::scheduler::actor::SchedulerRole;
+        let role = SchedulerRole::of(this_node, &self.cluster.planner_name(this_node));
+        let mut nodes = self.scheduler_nodes(this_node);
+        if !role.plans() {
+            nodes.retain(|n| n.local);
+            if nodes.is_empty() {
+                // A worker without the selfplay role still answers the planner (with refusals it can explain).
+                nodes = Config::default().scheduler_nodes(this_node);
+            }
+        }
+        (role, nodes)
+    }
+
+    /// Checks that read more than one section; each names the other fields it read.
+    fn across_sections(&self) -> Vec<FieldError> {
+        let mut out = Vec::new();
+        let names: Vec<&str> = self.cluster.nodes.iter().map(|n| n.name.as_str()).collect();
+        if !names.is_empty() && !names.contains(&self.node.name.as_str()) {
+            out.push(
+                FieldError::new(
+                    "node.name",
+                    format!(
+                        "{:?} is not in cluster.nodes (known: {}); set node.name or pass --node to one of them",
+                        self.node.name,
+                        names.join(", ")
+                    ),
+                )
+                .also("cluster.nodes"),
+            );
+        }
+        if self.api.enabled && self.data_server.enabled {
+            if let Some(addr) = same_listener(&self.api.bind, &self.data_server.bind) {
+                out.push(
+                    FieldError::new(
+                        "data_server.bind",
+                        format!("{addr} is also api.bind (the control API and the data server need different ports)"),
+                    )
+                    .also("api.bind"),
+                );
+            }
+        }
         out
     }
+}
+
+/// The `host:port` a daemon listens on for a base URL such as `http://10.0.0.5:8765` (port 80 when the URL has
+/// none); `None` for something that is not an `http://` URL.
+pub fn listen_address(url: &str) -> Option<String> {
+    let rest = url.trim().strip_prefix("http://")?;
+    let authority = rest.split('/').next().filter(|a| !a.is_empty())?;
+    if authority.contains('@') {
+        return None;
+    }
+    let has_port = match authority.rfind(':') {
+        Some(colon) => !authority.ends_with(']') && authority[colon + 1..].parse::<u16>().is_ok(),
+        None => false,
+    };
+    Some(if has_port {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    })
+}
+
+/// The address two `host:port` binds would both listen on (equal, or the same port with one on every
+/// interface); port 0 (any free port) never clashes.
+fn same_listener(a: &str, b: &str) -> Option<SocketAddr> {
+    let (a, b) = (a.parse::<SocketAddr>().ok()?, b.parse::<SocketAddr>().ok()?);
+    let clash = a.port() != 0
+        && a.port() == b.port()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified());
+    clash.then_some(b)
 }
 
 #[cfg(test)]
@@ -439,6 +592,131 @@ mod tests {
             roles: roles.to_vec(),
             ..ClusterNode::default()
         }
+    }
+
+    fn paths(config: &Config) -> Vec<String> {
+        config.validate().into_iter().map(|p| p.path).collect()
+    }
+
+    #[test]
+    fn listeners_clash_on_the_same_address_or_an_unspecified_host() {
+        let cases = [
+            ("127.0.0.1:8765", "127.0.0.1:8765", true),
+            ("0.0.0.0:8765", "127.0.0.1:8765", true),
+            ("127.0.0.1:8765", "0.0.0.0:8765", true),
+            ("127.0.0.1:8765", "127.0.0.1:8766", false),
+            ("127.0.0.1:8765", "10.0.0.1:8765", false),
+            ("127.0.0.1:0", "127.0.0.1:0", false),
+            ("nonsense", "127.0.0.1:8765", false),
+        ];
+        for (a, b, clash) in cases {
+            assert_eq!(same_listener(a, b).is_some(), clash, "{a} {b}");
+        }
+    }
+
+    #[test]
+    fn the_planner_is_the_named_node_else_the_first_training_node_else_the_first() {
+        let mut cluster = ClusterConfig::default();
+        assert_eq!(cluster.planner_name("solo"), "solo");
+        cluster.nodes = vec![
+            node("w1", &[Role::Selfplay]),
+            node("t1", &[Role::Training]),
+            node("t2", &[Role::Training]),
+        ];
+        assert_eq!(cluster.planner_name("w1"), "t1");
+        cluster.planner = Some("t2".into());
+        assert_eq!(cluster.planner_name("w1"), "t2");
+        cluster.nodes.retain(|n| n.name == "w1");
+        cluster.planner = None;
+        assert_eq!(cluster.planner_name("w1"), "w1");
+    }
+
+    #[test]
+    fn a_node_listens_where_its_urls_say_unless_a_bind_is_set() {
+        assert_eq!(
+            listen_address("http://10.0.0.5:8765").as_deref(),
+            Some("10.0.0.5:8765")
+        );
+        assert_eq!(
+            listen_address("http://trainer:9000/").as_deref(),
+            Some("trainer:9000")
+        );
+        assert_eq!(
+            listen_address("http://trainer").as_deref(),
+            Some("trainer:80")
+        );
+        assert_eq!(
+            listen_address("http://[::1]:8765").as_deref(),
+            Some("[::1]:8765")
+        );
+        assert_eq!(listen_address("https://x:1"), None);
+        assert_eq!(listen_address("10.0.0.5:8765"), None);
+        let mut config = Config::default();
+        config.node.name = "w1".into();
+        config.cluster.nodes = vec![ClusterNode {
+            name: "w1".into(),
+            api_url: Some("http://127.0.0.1:19001".into()),
+            data_url: Some("http://127.0.0.1:19002".into()),
+            ..ClusterNode::default()
+        }];
+        let mut derived = config.clone();
+        let set = derived.bind_from_cluster(super::super::ExplicitBinds::default());
+        assert_eq!(derived.api.bind, "127.0.0.1:19001");
+        assert_eq!(derived.data_server.bind, "127.0.0.1:19002");
+        assert_eq!(
+            set[0],
+            (
+                "api.bind".to_string(),
+                "cluster.nodes[0].api_url".to_string()
+            )
+        );
+        let mut kept = config.clone();
+        kept.bind_from_cluster(super::super::ExplicitBinds {
+            api: true,
+            data_server: false,
+        });
+        assert_eq!(kept.api.bind, Config::default().api.bind);
+        assert_eq!(kept.data_server.bind, "127.0.0.1:19002");
+    }
+
+    #[test]
+    fn the_planner_schedules_every_selfplay_node_and_a_worker_only_itself() {
+        let mut config = Config::default();
+        config.cluster.nodes = vec![
+            node("t1", &[Role::Training]),
+            node("w1", &[Role::Selfplay]),
+            node("w2", &[Role::Selfplay]),
+        ];
+        let (role, nodes) = config.scheduler_role("t1");
+        assert!(role.plans());
+        let names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["w1", "w2"]);
+        let (role, nodes) = config.scheduler_role("w2");
+        assert!(!role.plans());
+        assert_eq!(nodes.len(), 1);
+        assert!(nodes[0].local && nodes[0].name == "w2");
+        let (_, lone) = Config::default().scheduler_role("local");
+        assert!(lone[0].local);
+    }
+
+    #[test]
+    fn a_planner_outside_the_cluster_is_an_error_naming_the_nodes() {
+        let mut config = Config::default();
+        config.node.name = "w1".into();
+        config.cluster.nodes = vec![node("w1", &[Role::Selfplay]), node("t1", &[Role::Training])];
+        config.cluster.planner = Some("t9".into());
+        let problems = config.validate();
+        let problem = problems
+            .iter()
+            .find(|p| p.path == "cluster.planner")
+            .expect("planner problem");
+        assert!(
+            problem.message.contains("known: w1, t1"),
+            "{}",
+            problem.message
+        );
+        config.cluster.planner = Some("t1".into());
+        assert!(paths(&config).is_empty(), "{:?}", paths(&config));
     }
 
     #[test]
@@ -465,9 +743,70 @@ mod tests {
         assert_eq!(config.node_roles("trainer"), [Role::Training]);
         assert!(config.node_roles("unlisted").is_empty());
         config.cluster.nodes[1].roles.clear();
-        assert!(config
-            .problems()
-            .iter()
-            .any(|(path, _)| path == "cluster.nodes[1].roles"));
+        assert!(paths(&config).contains(&"cluster.nodes[1].roles".to_string()));
+    }
+
+    #[test]
+    fn node_name_must_be_in_a_non_empty_cluster() {
+        let mut config = Config::default();
+        assert_eq!(
+            paths(&config),
+            Vec::<String>::new(),
+            "empty cluster: any name"
+        );
+        config.cluster.nodes = vec![
+            ClusterNode {
+                name: "a".into(),
+                ..ClusterNode::default()
+            },
+            ClusterNode {
+                name: "b".into(),
+                ..ClusterNode::default()
+            },
+        ];
+        let problems = config.validate();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].path, "node.name");
+        assert!(
+            problems[0].message.contains("known: a, b"),
+            "{}",
+            problems[0].message
+        );
+        assert_eq!(problems[0].related, ["cluster.nodes"]);
+        config.node.name = "b".into();
+        assert_eq!(paths(&config), Vec::<String>::new());
+    }
+
+    #[test]
+    fn api_and_data_server_on_one_address_is_an_error_only_when_both_run() {
+        let mut config = Config::default();
+        config.data_server.bind = config.api.bind.clone();
+        assert_eq!(paths(&config), ["data_server.bind"]);
+        config.data_server.enabled = false;
+        assert_eq!(paths(&config), Vec::<String>::new());
+    }
+
+    #[test]
+    fn each_section_reports_under_its_own_name() {
+        let mut config = Config::default();
+        config.supervision.mailbox_capacity = 0;
+        config.api.token = Some(" ".into());
+        config.logging.level = "loud".into();
+        config.data_server.workers = 0;
+        config.scheduler.max_games_per_job = 0;
+        config.scheduler.policy.priority.weights.voi = -1.0;
+        config.node.name = String::new();
+        assert_eq!(
+            paths(&config),
+            [
+                "node.name",
+                "supervision.mailbox_capacity",
+                "api.token",
+                "logging.level",
+                "data_server.workers",
+                "scheduler.max_games_per_job",
+                "scheduler.policy.priority.weights.voi",
+            ]
+        );
     }
 }

@@ -435,6 +435,30 @@ cluster:
 }
 
 #[test]
+fn several_errors_in_one_section_are_each_reported_at_their_key() {
+    let text = "\
+sync:
+  interval: soon
+  enabled: perhaps
+  bogus: 1
+  max_attempts: 3
+";
+    let found: Vec<(Option<usize>, Option<usize>, Option<String>)> = errors(text)
+        .errors()
+        .iter()
+        .map(|e| (e.line, e.column, e.path.clone()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (Some(2), Some(13), Some("sync.interval".to_string())),
+            (Some(3), Some(12), Some("sync.enabled".to_string())),
+            (Some(4), Some(3), Some("sync.bogus".to_string())),
+        ]
+    );
+}
+
+#[test]
 fn validation_problems_are_all_reported_with_their_place() {
     let text = "sync:\n  interval: 0s\n  max_attempts: 0\ncluster:\n  nodes:\n    - name: a\n      port: 0\n";
     assert_eq!(
@@ -448,7 +472,7 @@ fn validation_problems_are_all_reported_with_their_place() {
 }
 
 #[test]
-fn validation_problem_of_a_default_value_has_no_line() {
+fn validation_problem_of_a_default_value_points_at_its_section() {
     #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
     #[serde(deny_unknown_fields, default)]
     struct Strict {
@@ -461,7 +485,83 @@ fn validation_problem_of_a_default_value_has_no_line() {
     }
     let errors =
         load_str::<Strict, _>("sync:\n  enabled: true\n", Path::new(FILE), no_env()).unwrap_err();
-    assert_eq!(errors.to_string(), "config.yaml: sync.ratio: must be 1");
+    assert_eq!(errors.to_string(), "config.yaml:1:1: sync.ratio: must be 1");
+    let errors = load_str::<Strict, _>("", Path::new(FILE), no_env()).unwrap_err();
+    assert_eq!(
+        errors.to_string(),
+        "config.yaml: sync.ratio: must be 1",
+        "not in the file at all: no line"
+    );
+}
+
+#[test]
+fn parse_errors_and_validation_problems_come_out_of_one_run() {
+    let text = "\
+node:
+  role: boss
+sync:
+  interval: 0s
+  max_attempts: 0
+cluster:
+  nodes:
+    - name: a
+      port: 0
+";
+    let found: Vec<(Option<usize>, Option<String>)> = errors(text)
+        .errors()
+        .iter()
+        .map(|e| (e.line, e.path.clone()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (Some(2), Some("node.role".to_string())),
+            (Some(4), Some("sync.interval".to_string())),
+            (Some(5), Some("sync.max_attempts".to_string())),
+            (Some(9), Some("cluster.nodes[0].port".to_string())),
+        ]
+    );
+}
+
+#[test]
+fn a_check_that_read_a_broken_section_is_dropped() {
+    #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    struct Across {
+        node: NodeSection,
+        sync: SyncSection,
+    }
+    impl Validate for Across {
+        fn validate(&self) -> Vec<FieldError> {
+            vec![
+                FieldError::new("sync.interval", "judges node's default").also("node.role"),
+                FieldError::new("sync.max_attempts", "own problem"),
+            ]
+        }
+    }
+    let text = "node:\n  role: boss\nsync:\n  max_attempts: 0\n";
+    let errors = load_str::<Across, _>(text, Path::new(FILE), no_env()).unwrap_err();
+    let paths: Vec<_> = errors
+        .errors()
+        .iter()
+        .filter_map(|e| e.path.clone())
+        .collect();
+    assert_eq!(paths, ["node.role", "sync.max_attempts"], "{errors}");
+}
+
+#[test]
+fn a_flag_set_value_is_validated_and_named() {
+    let text = "sync:\n  max_attempts: 3\n";
+    let errors =
+        super::loader::load_str_with::<TestConfig, _>(text, Path::new(FILE), no_env(), |c| {
+            c.sync.max_attempts = 0;
+            vec![("sync.max_attempts".into(), "--attempts".into())]
+        })
+        .unwrap_err();
+    assert_eq!(
+        errors.to_string(),
+        "config.yaml: sync.max_attempts: must be between 1 and 10 (value set by --attempts)"
+    );
 }
 
 #[test]

@@ -40,17 +40,19 @@ pub fn parse_path(path: &str) -> Vec<Segment> {
     segments
 }
 
-/// A deserializer showing only the top-level key `section` of a mapping; the other keys are skipped unread, so the
-/// target type fills them from its defaults. Errors inside the section keep serde_yaml's location.
+/// A deserializer showing only the entry at `path` of a mapping (`[section]`, or `[section, key]` for one key of a
+/// section); the other keys are skipped unread, so the target type fills them from its defaults. Errors inside the
+/// entry keep serde_yaml's location, so one pass per section (or per key of a broken section) reports each its
+/// own first error.
 pub struct SectionOnly<'s, D> {
     inner: D,
-    section: &'s str,
+    path: &'s [String],
 }
 
 impl<'s, D> SectionOnly<'s, D> {
-    /// Wrap `inner`, keeping only `section`.
-    pub fn new(inner: D, section: &'s str) -> Self {
-        Self { inner, section }
+    /// Wrap `inner`, keeping only the entry at `path` (non-empty).
+    pub fn new(inner: D, path: &'s [String]) -> Self {
+        Self { inner, path }
     }
 }
 
@@ -60,14 +62,14 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for SectionOnly<'_, D> {
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
         self.inner.deserialize_any(FilterVisitor {
             inner: visitor,
-            section: self.section,
+            path: self.path,
         })
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
         self.inner.deserialize_map(FilterVisitor {
             inner: visitor,
-            section: self.section,
+            path: self.path,
         })
     }
 
@@ -82,7 +84,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for SectionOnly<'_, D> {
             fields,
             FilterVisitor {
                 inner: visitor,
-                section: self.section,
+                path: self.path,
             },
         )
     }
@@ -95,7 +97,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for SectionOnly<'_, D> {
 
 struct FilterVisitor<'s, V> {
     inner: V,
-    section: &'s str,
+    path: &'s [String],
 }
 
 impl<'de, V: Visitor<'de>> Visitor<'de> for FilterVisitor<'_, V> {
@@ -108,14 +110,14 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for FilterVisitor<'_, V> {
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
         self.inner.visit_map(FilterMap {
             inner: map,
-            section: self.section,
+            path: self.path,
         })
     }
 }
 
 struct FilterMap<'s, A> {
     inner: A,
-    section: &'s str,
+    path: &'s [String],
 }
 
 impl<'de, A: MapAccess<'de>> MapAccess<'de> for FilterMap<'_, A> {
@@ -125,10 +127,13 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for FilterMap<'_, A> {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, A::Error> {
+        let Some(want) = self.path.first() else {
+            return Ok(None);
+        };
         while let Some(key) = self.inner.next_key::<serde_yaml::Value>()? {
-            if key.as_str() == Some(self.section) {
+            if key.as_str() == Some(want.as_str()) {
                 let key: de::value::StrDeserializer<'_, A::Error> =
-                    self.section.into_deserializer();
+                    want.as_str().into_deserializer();
                 return seed.deserialize(key).map(Some);
             }
             self.inner.next_value::<IgnoredAny>()?;
@@ -137,7 +142,25 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for FilterMap<'_, A> {
     }
 
     fn next_value_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> Result<S::Value, A::Error> {
-        self.inner.next_value_seed(seed)
+        match self.path.get(1..).filter(|rest| !rest.is_empty()) {
+            Some(rest) => self.inner.next_value_seed(Nested { seed, path: rest }),
+            None => self.inner.next_value_seed(seed),
+        }
+    }
+}
+
+/// The value of a filtered entry, itself filtered to the rest of the path.
+struct Nested<'s, S> {
+    seed: S,
+    path: &'s [String],
+}
+
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Nested<'_, S> {
+    type Value = S::Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<S::Value, D::Error> {
+        self.seed
+            .deserialize(SectionOnly::new(deserializer, self.path))
     }
 }
 

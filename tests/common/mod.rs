@@ -23,8 +23,8 @@ pub fn free_port() -> u16 {
 pub fn command(dir: &Path) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.current_dir(dir);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("COORDINATOR_") {
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("COORDINATOR_") {
             cmd.env_remove(key);
         }
     }
@@ -239,6 +239,14 @@ pub fn request(
     ))
 }
 
+/// The pid of the daemon's data server, once `/status` says it is up.
+pub fn data_server_pid(daemon: &Daemon) -> i32 {
+    let status = daemon.wait_status("data server up", Duration::from_secs(15), |s| {
+        s["data_server"]["state"] == "up"
+    });
+    status["data_server"]["pid"].as_i64().expect("pid") as i32
+}
+
 /// The node named `name` in a `/status` tree.
 pub fn find_node<'a>(tree: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
     if tree["name"] == name {
@@ -248,4 +256,14 @@ pub fn find_node<'a>(tree: &'a serde_json::Value, name: &str) -> Option<&'a serd
         .as_array()?
         .iter()
         .find_map(|c| find_node(c, name))
+}
+
+/// Asserts the exit code of `out`, showing `what` and its stderr when it differs.
+pub fn assert_code(out: &Output, code: i32, what: impl std::fmt::Display) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -1,11 +1,10 @@
-//! A throwaway `sshd` on a free loopback port (its own config, host key and client key in a temp dir), for tests
-//! of the SSH job executor and the rsync transport.
+//! A throwaway sshd on 127.0.0.1 for tests: config, host key and client key in a temp dir. `.ci/test` installs
+//! openssh-server.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The running sshd; killed on drop.
 pub struct Sshd(Child);
 
 impl Drop for Sshd {
@@ -15,7 +14,11 @@ impl Drop for Sshd {
     }
 }
 
+/// An ed25519 key pair at `path` (and `path.pub`), unless it exists.
 pub fn keygen(path: &Path) {
+    if path.exists() {
+        return;
+    }
     let status = Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-f"])
         .arg(path)
@@ -26,11 +29,15 @@ pub fn keygen(path: &Path) {
 
 /// Starts sshd on a free loopback port; returns it and the port.
 pub fn start_sshd(dir: &Path) -> (Sshd, u16) {
+    start_sshd_on(dir, super::free_port())
+}
+
+/// Starts sshd on `port` (host key, client key `client_key` and `authorized_keys` in `dir`).
+pub fn start_sshd_on(dir: &Path, port: u16) -> (Sshd, u16) {
     std::fs::create_dir_all("/run/sshd").expect("privilege separation dir /run/sshd");
     keygen(&dir.join("host_key"));
     keygen(&dir.join("client_key"));
     std::fs::copy(dir.join("client_key.pub"), dir.join("authorized_keys")).unwrap();
-    let port = super::free_port();
     let config = format!(
         "ListenAddress 127.0.0.1\nPort {port}\nHostKey {dir}/host_key\nAuthorizedKeysFile {dir}/authorized_keys\n\
          PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\

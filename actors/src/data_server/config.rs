@@ -98,6 +98,37 @@ pub fn is_valid_category_name(name: &str) -> bool {
             .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b'.'))
 }
 
+/// What is wrong with category `name` served from `dir` (empty when fine): the name's characters, and a relative
+/// `dir` that climbs out of the root with `..` (an absolute `dir` is an explicit choice and allowed). The one
+/// rule for the config section and for `data-server --category`.
+pub fn category_problems(name: &str, dir: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !is_valid_category_name(name) {
+        problems.push(format!(
+            "{name:?}: names use letters, digits, '_', '-' or '.' only"
+        ));
+    }
+    if dir.as_os_str().is_empty() {
+        problems.push("the directory is empty (expected e.g. games)".to_string());
+    } else if dir.is_relative() && dir.components().any(|c| matches!(c, Component::ParentDir)) {
+        problems.push(format!("{dir:?} must not leave the root with '..'"));
+    }
+    problems
+}
+
+/// Parses a `--category` value, `name=dir`, and checks it with [`category_problems`].
+pub fn parse_category(item: &str) -> Result<(String, PathBuf), String> {
+    let Some((name, dir)) = item.split_once('=') else {
+        return Err(format!("{item:?}: expected name=dir, e.g. games=games"));
+    };
+    let (name, dir) = (name.trim().to_string(), PathBuf::from(dir.trim()));
+    let problems = category_problems(&name, &dir);
+    if !problems.is_empty() {
+        return Err(format!("{item:?}: {}", problems.join("; ")));
+    }
+    Ok((name, dir))
+}
+
 impl DataServerConfig {
     /// Every problem with these settings, each naming its key (empty when valid). Pure: no disk access.
     pub fn problems(&self) -> Vec<String> {
@@ -112,15 +143,8 @@ impl DataServerConfig {
             problems.push("data_server.categories: at least one category is needed".to_string());
         }
         for (name, dir) in &self.categories {
-            if !is_valid_category_name(name) {
-                problems.push(format!(
-                    "data_server.categories.{name}: names use letters, digits, '_', '-' or '.' only"
-                ));
-            }
-            if dir.is_relative() && dir.components().any(|c| matches!(c, Component::ParentDir)) {
-                problems.push(format!(
-                    "data_server.categories.{name}: {dir:?} must not leave the root with '..'"
-                ));
+            for problem in category_problems(name, dir) {
+                problems.push(format!("data_server.categories.{name}: {problem}"));
             }
         }
         if self.workers == 0 {
@@ -290,6 +314,37 @@ mod tests {
                     .any(|p| p.starts_with(&format!("data_server.{key}"))),
                 "{key}: {problems:?}"
             );
+        }
+    }
+
+    #[test]
+    fn category_flags_parse_or_name_the_problem() {
+        type Case = (
+            &'static str,
+            Result<(&'static str, &'static str), &'static str>,
+        );
+        let table: [Case; 8] = [
+            ("games=games", Ok(("games", "games"))),
+            (" models = sub/models ", Ok(("models", "sub/models"))),
+            ("abs=/srv/models", Ok(("abs", "/srv/models"))),
+            ("games", Err("expected name=dir")),
+            ("games=../../etc", Err("must not leave the root")),
+            ("games=a/../../b", Err("must not leave the root")),
+            ("a b=x", Err("names use letters")),
+            ("games=", Err("the directory is empty")),
+        ];
+        for (item, expected) in table {
+            match (parse_category(item), expected) {
+                (Ok((name, dir)), Ok((want_name, want_dir))) => {
+                    assert_eq!(
+                        (name.as_str(), dir),
+                        (want_name, PathBuf::from(want_dir)),
+                        "{item}"
+                    )
+                }
+                (Err(error), Err(want)) => assert!(error.contains(want), "{item}: {error}"),
+                (got, _) => panic!("{item}: {got:?}"),
+            }
         }
     }
 

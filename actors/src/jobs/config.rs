@@ -52,7 +52,9 @@ pub struct JobsConfig {
     pub think_time: Duration,
     /// Opponent randomness (0-1) passed as `{randomness}`.
     pub randomness: f64,
-    /// How jobs run on peers.
+    /// How the planner hands jobs to peers' daemons and watches them (nodes with `api_url`).
+    pub dispatch: super::remote::DispatchConfig,
+    /// How jobs run on peers that have no daemon API (nodes with `ssh` and no `api_url`).
     pub ssh: SshConfig,
 }
 
@@ -136,6 +138,7 @@ impl Default for JobsConfig {
             max_moves_large_board: 1000,
             think_time: Duration::from_millis(500),
             randomness: 0.1,
+            dispatch: super::remote::DispatchConfig::default(),
             ssh: SshConfig::default(),
         }
     }

@@ -8,8 +8,10 @@
 //!   `seed` the job's seed, `created_at` Unix seconds.
 //! - `moves(game_id INTEGER, ply INTEGER, player INTEGER, cell INTEGER, PRIMARY KEY (game_id, ply))`: ply from 0,
 //!   player 1-based (players move in turn), cell an index in `0..cells`, distinct within a game.
-//! - `meta(key TEXT PRIMARY KEY, value TEXT)`: the run's parameters (`think_time_ms` and `randomness` are recorded,
-//!   not simulated: the demo does not pace itself).
+//! - `meta(key TEXT PRIMARY KEY, value TEXT)`: the run's parameters (`think_time_ms` and `randomness` are recorded).
+//!
+//! Pacing: every move takes `think_time_ms` (the demo sleeps that long per ply, game by game), so G games of mean
+//! length L take about G x L x think time, like an engine that thinks that long per move; 0 plays at full speed.
 //!
 //! A game is `L` distinct random cells with `L` uniform in `1..=min(max_moves, cells)`, and a random winner; the
 //! same arguments and seed give the same games. The file appears only complete: it is built as `.<name>.tmp` in the
@@ -50,7 +52,7 @@ pub struct DemoArgs {
     pub seed: u64,
     /// Longest game in moves, at least 1.
     pub max_moves: u32,
-    /// Recorded in `meta`.
+    /// Time each move takes (the demo sleeps it per ply); recorded in `meta`.
     pub think_time_ms: u32,
     /// Recorded in `meta`; 0-1.
     pub randomness: f64,
@@ -179,6 +181,11 @@ pub fn play_games(args: &DemoArgs) -> Vec<DemoGame> {
         .collect()
 }
 
+/// How long `game` takes to play: `think_time_ms` per ply.
+pub fn think_time(args: &DemoArgs, game: &DemoGame) -> std::time::Duration {
+    std::time::Duration::from_millis(u64::from(args.think_time_ms)) * game.cells.len() as u32
+}
+
 /// Removes the temp file unless disarmed (the rename happened).
 struct TempFile {
     path: Option<PathBuf>,
@@ -221,6 +228,9 @@ pub fn run_selfplay_demo(args: DemoArgs) -> Result<DemoReport, DemoError> {
         path: Some(temp_path.clone()),
     };
     let games = play_games(&args);
+    for game in &games {
+        std::thread::sleep(think_time(&args, game));
+    }
     write_database(&temp_path, &args, &games)?;
     File::open(&temp_path)
         .and_then(|file| file.sync_all())
@@ -380,7 +390,7 @@ mod tests {
             budget: 800,
             seed: 7,
             max_moves: 500,
-            think_time_ms: 500,
+            think_time_ms: 0,
             randomness: 0.1,
         }
     }
@@ -458,6 +468,34 @@ mod tests {
                 assert_eq!(mismatched, 0, "{board}");
             }
         }
+    }
+
+    #[test]
+    fn think_time_paces_every_move() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut a = DemoArgs {
+            games: 3,
+            max_moves: 4,
+            think_time_ms: 25,
+            ..args(dir.path(), "hex8", 61)
+        };
+        let games = play_games(&a);
+        let plies: u32 = games.iter().map(|g| g.cells.len() as u32).sum();
+        for game in &games {
+            assert_eq!(
+                think_time(&a, game),
+                std::time::Duration::from_millis(25) * game.cells.len() as u32
+            );
+        }
+        let started = std::time::Instant::now();
+        run_selfplay_demo(a.clone()).unwrap();
+        assert!(
+            started.elapsed() >= std::time::Duration::from_millis(25) * plies,
+            "{plies} plies at 25 ms took {:?}",
+            started.elapsed()
+        );
+        a.think_time_ms = 0;
+        assert_eq!(think_time(&a, &games[0]), std::time::Duration::ZERO);
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! One entry point for running a job wherever its node is: this node runs it as a local process, a peer through
-//! SSH. The scheduler actor holds one [`Executors`] and calls [`Executors::run_until`] from a spawned future.
+//! One entry point for running a job wherever its node is: this node runs it as a local process, a peer's daemon
+//! through its control API (the planner's way), or a peer without a daemon through SSH. The scheduler actor holds
+//! one [`Executors`] and calls [`Executors::run_until`] from a spawned future.
 //!
-//! It only dispatches; the contracts are those of [`LocalExecutor`] and [`SshExecutor`].
+//! It only dispatches; the contracts are those of [`LocalExecutor`], [`DaemonExecutor`] and [`SshExecutor`].
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use super::config::JobsConfig;
 use super::local::LocalExecutor;
 use super::outcome::JobOutcome;
+use super::remote::DaemonExecutor;
 use super::spec::JobSpec;
 use super::ssh::SshExecutor;
 
@@ -18,18 +20,47 @@ use super::ssh::SshExecutor;
 pub enum Placement {
     /// This node: a local child process.
     Local,
-    /// A peer reached with `ssh DESTINATION` (`user@host` from the cluster list).
+    /// A peer's daemon, handed the job through its control API (`api_url` from the cluster list).
+    Daemon {
+        /// The peer's control API base URL.
+        api_url: String,
+    },
+    /// A peer reached with `ssh DESTINATION` (`user@host` from the cluster list), for nodes with no `api_url`.
     Ssh {
         /// The `user@host`.
         destination: String,
     },
 }
 
-/// The local and SSH executors over one config. Cheap to clone.
+impl Placement {
+    /// Where a job of a node runs: this node locally; a peer through its daemon when it lists `api_url`; through
+    /// SSH only when it lists `ssh` and no `api_url`; `None` when the peer is reachable neither way.
+    pub fn for_node(local: bool, api_url: Option<&str>, ssh: Option<&str>) -> Option<Placement> {
+        if local {
+            return Some(Placement::Local);
+        }
+        if let Some(api_url) = api_url.filter(|u| !u.trim().is_empty()) {
+            return Some(Placement::Daemon {
+                api_url: api_url.to_string(),
+            });
+        }
+        ssh.filter(|d| !d.trim().is_empty())
+            .map(|destination| Placement::Ssh {
+                destination: destination.to_string(),
+            })
+    }
+}
+
+/// The local, daemon and SSH executors over one config. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Executors {
     local: LocalExecutor,
+    daemon: DaemonExecutor,
     ssh: SshExecutor,
+    /// This node's name, sent with every hand-over (the worker reports to it).
+    planner: String,
+    /// The cluster's API token, sent to peers' daemons when set.
+    token: Option<String>,
 }
 
 impl Executors {
@@ -37,8 +68,18 @@ impl Executors {
     pub fn new(config: Arc<JobsConfig>, self_exe: PathBuf) -> Self {
         Executors {
             local: LocalExecutor::new(config.clone(), self_exe),
+            daemon: DaemonExecutor::new(config.dispatch.clone()),
             ssh: SshExecutor::new(config),
+            planner: String::new(),
+            token: None,
         }
+    }
+
+    /// Hand-overs to peers' daemons say they come from `planner` and carry `token` when set.
+    pub fn with_dispatch(mut self, planner: impl Into<String>, token: Option<String>) -> Self {
+        self.planner = planner.into();
+        self.token = token;
+        self
     }
 
     /// Run one attempt of `spec` at `placement`, stopping it gracefully if `cancel` completes first.
@@ -50,6 +91,11 @@ impl Executors {
     ) -> JobOutcome {
         match placement {
             Placement::Local => self.local.run_until(spec, cancel).await,
+            Placement::Daemon { api_url } => {
+                self.daemon
+                    .run_until(spec, api_url, self.token.as_deref(), &self.planner, cancel)
+                    .await
+            }
             Placement::Ssh { destination } => self.ssh.run_until(spec, destination, cancel).await,
         }
     }
@@ -58,6 +104,28 @@ impl Executors {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peer_with_a_daemon_gets_its_jobs_through_it_and_ssh_is_the_fallback() {
+        assert_eq!(
+            Placement::for_node(true, Some("http://a"), Some("u@a")),
+            Some(Placement::Local)
+        );
+        assert_eq!(
+            Placement::for_node(false, Some("http://a"), Some("u@a")),
+            Some(Placement::Daemon {
+                api_url: "http://a".into()
+            })
+        );
+        assert_eq!(
+            Placement::for_node(false, None, Some("u@a")),
+            Some(Placement::Ssh {
+                destination: "u@a".into()
+            })
+        );
+        assert_eq!(Placement::for_node(false, Some(" "), None), None);
+        assert_eq!(Placement::for_node(false, None, None), None);
+    }
     use crate::jobs::outcome::JobStatus;
     use crate::jobs::spec::tests::sample_spec;
     use std::time::Duration;

@@ -47,12 +47,7 @@ impl LocalExecutor {
     pub async fn run_until(&self, spec: &JobSpec, cancel: impl Future<Output = ()>) -> JobOutcome {
         let started = Instant::now();
         let status = self.attempt(spec, cancel).await;
-        JobOutcome {
-            job_id: spec.id.clone(),
-            node: spec.node.clone(),
-            status,
-            duration: started.elapsed(),
-        }
+        JobOutcome::ended(spec, status, started)
     }
 
     async fn attempt(&self, spec: &JobSpec, cancel: impl Future<Output = ()>) -> JobStatus {
@@ -132,11 +127,7 @@ pub(crate) fn prepare_output(output: &Path) -> Result<(), String> {
 
 /// How a non-zero or signalled end reads in an outcome.
 pub(crate) fn describe_exit(ended: Ended) -> String {
-    match ended {
-        Ended::Exited { code } => format!("exited with code {code}"),
-        Ended::Signalled { signal } => format!("killed by signal {signal}"),
-        Ended::KilledAfterGrace => "killed after ignoring SIGTERM".to_string(),
-    }
+    ended.to_string()
 }
 
 /// Check what a job that exited 0 wrote: count the file, compare with the request and with its report line.
@@ -280,7 +271,7 @@ printf '{"games_written":%s,"output":"%s"}\n' "$2" "$1""#;
             budget: 800,
             seed: 1,
             max_moves: 500,
-            think_time_ms: 500,
+            think_time_ms: 0,
             randomness: 0.1,
         })
         .expect("demo");

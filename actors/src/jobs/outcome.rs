@@ -24,6 +24,22 @@ pub struct JobOutcome {
     pub duration: Duration,
 }
 
+impl JobOutcome {
+    /// The outcome of an attempt of `spec` that started at `started` and ended now with `status`.
+    pub fn ended(
+        spec: &crate::jobs::JobSpec,
+        status: JobStatus,
+        started: std::time::Instant,
+    ) -> Self {
+        JobOutcome {
+            job_id: spec.id.clone(),
+            node: spec.node.clone(),
+            status,
+            duration: started.elapsed(),
+        }
+    }
+}
+
 /// The result of one attempt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]

@@ -139,12 +139,7 @@ impl SshExecutor {
     ) -> JobOutcome {
         let started = Instant::now();
         let status = self.attempt(spec, destination, cancel).await;
-        JobOutcome {
-            job_id: spec.id.clone(),
-            node: spec.node.clone(),
-            status,
-            duration: started.elapsed(),
-        }
+        JobOutcome::ended(spec, status, started)
     }
 
     async fn attempt(
@@ -247,7 +242,7 @@ fn verify_remote_games(
         )),
         Some(report) => {
             if report.output != *output {
-                tracing::info!(expected = ?output, reported = ?report.output, "remote job reported its output path resolved");
+                tracing::info!(expected = %output.display(), reported = %report.output.display(), "remote job reported its output path resolved");
             }
             JobStatus::Succeeded {
                 games_written: report.games_written,

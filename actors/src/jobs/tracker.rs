@@ -131,6 +131,22 @@ struct Finished {
     given_up: bool,
 }
 
+/// Where one job is, for a planner asking about a job it handed over (`GET /jobs/{id}`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobWhere {
+    /// Waiting for a slot or for its retry backoff.
+    Queued,
+    /// An attempt is running.
+    Running,
+    /// Done (succeeded, given up or cancelled): the last attempt's status and time.
+    Finished {
+        /// The last attempt's status.
+        status: JobStatus,
+        /// The last attempt's wall time.
+        duration: Duration,
+    },
+}
+
 /// Totals of one node since start.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeTotals {
@@ -184,6 +200,24 @@ impl JobTracker {
             last_failure: None,
         });
         Ok(())
+    }
+
+    /// Where job `id` is: queued, running, or finished while it is still in the history; `None` when unknown.
+    pub fn lookup(&self, id: &str) -> Option<JobWhere> {
+        if self.running.contains_key(id) {
+            return Some(JobWhere::Running);
+        }
+        if self.queue.iter().any(|q| q.spec.id == id) {
+            return Some(JobWhere::Queued);
+        }
+        self.history
+            .iter()
+            .rev()
+            .find(|f| f.spec.id == id)
+            .map(|f| JobWhere::Finished {
+                status: f.status.clone(),
+                duration: f.duration,
+            })
     }
 
     /// True when a job with this id is queued or running.
@@ -330,6 +364,14 @@ impl JobTracker {
         self.queue.remove(index).map(|q| q.spec)
     }
 
+    /// Remove every queued job of `node` (it left the plan): the jobs that will not run.
+    pub fn cancel_queued_on(&mut self, node: &str) -> Vec<JobSpec> {
+        let (gone, kept): (VecDeque<Queued>, VecDeque<Queued>) =
+            self.queue.drain(..).partition(|q| q.spec.node == node);
+        self.queue = kept;
+        gone.into_iter().map(|q| q.spec).collect()
+    }
+
     /// Empty the queue (shutdown): the jobs that will not run.
     pub fn drain_queue(&mut self) -> Vec<JobSpec> {
         self.queue.drain(..).map(|q| q.spec).collect()
@@ -411,8 +453,8 @@ impl JobTracker {
     }
 }
 
-/// One line saying why an attempt failed.
-fn summary(status: &JobStatus) -> String {
+/// One line saying why an attempt failed (also its log line).
+pub(crate) fn summary(status: &JobStatus) -> String {
     match status {
         JobStatus::Failed { reason, .. } => reason.clone(),
         JobStatus::TimedOut { after, .. } => {
@@ -551,6 +593,28 @@ mod tests {
 
     fn ids(launches: &[Launch]) -> Vec<&str> {
         launches.iter().map(|l| l.spec.id.as_str()).collect()
+    }
+
+    #[test]
+    fn lookup_follows_a_job_from_queue_to_history() {
+        let t0 = Instant::now();
+        let mut tracker = JobTracker::new(limits());
+        assert_eq!(tracker.lookup("j"), None);
+        tracker.enqueue(spec("j", "a"), t0).expect("enqueue");
+        assert_eq!(tracker.lookup("j"), Some(JobWhere::Queued));
+        tracker.start_ready(t0);
+        assert_eq!(tracker.lookup("j"), Some(JobWhere::Running));
+        let done = JobStatus::Succeeded { games_written: 50 };
+        tracker
+            .finish(&outcome("j", done.clone()), t0)
+            .expect("finish");
+        assert_eq!(
+            tracker.lookup("j"),
+            Some(JobWhere::Finished {
+                status: done,
+                duration: Duration::from_secs(3)
+            })
+        );
     }
 
     #[test]
@@ -855,6 +919,14 @@ mod tests {
         for id in ["a", "b", "c"] {
             tracker.enqueue(spec(id, "n"), t0).expect("enqueue");
         }
+        tracker.enqueue(spec("m", "other"), t0).expect("enqueue");
+        let dropped: Vec<String> = tracker
+            .cancel_queued_on("other")
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        assert_eq!(dropped, ["m"]);
+        assert!(tracker.cancel_queued_on("other").is_empty());
         assert_eq!(tracker.cancel_queued("b").map(|s| s.id), Some("b".into()));
         assert_eq!(tracker.cancel_queued("b"), None);
         assert_eq!(tracker.next_retry_at(), Some(t0));

@@ -11,9 +11,10 @@ use actix::dev::SendError;
 use actix::Addr;
 
 use super::behavior::{Behavior, Handles};
-use super::cell::{dead_letter_for, Cell};
+use super::cell::Cell;
 use super::child::ChildShared;
 use super::dead_letter_sink::DeadLetterSink;
+use super::dead_letters::record::dead_letter_for;
 use super::ids::MessageMeta;
 use super::message::{DeliveryError, Envelope, Message};
 use super::reply::{NoReply, ReplyWithin};
@@ -178,7 +179,7 @@ impl<B: Behavior> ActorRef<B> {
             }
         };
         tracing::warn!(actor = %self.shared.name, msg = M::NAME, %error, "message not delivered; stored as a dead letter");
-        if env.meta.replay_of.is_none() {
+        if env.meta.replay_of.is_none() && M::DEAD_LETTER_ON_FAILURE {
             self.sink.store(dead_letter_for(
                 &self.shared.name,
                 &env.msg,

@@ -21,6 +21,10 @@ use super::message::{HandlerError, Message, Ping};
 
 /// Lifecycle hooks of an actor. Its state is built by the factory given to the supervisor, once per incarnation.
 pub trait Behavior: Sized + Unpin + 'static {
+    /// True for a stand-in that does no domain work yet: `/status` shows it as `kind: placeholder` and its
+    /// `/health` check says so.
+    const PLACEHOLDER: bool = false;
+
     /// Called once per incarnation, after the factory built the state and before the first message.
     fn started(&mut self, _ctx: &mut Ctx<'_, Self>) {}
 
@@ -148,12 +152,25 @@ impl<'a, B: Behavior> Ctx<'a, B> {
     /// Declare `M` replayable on the actor's spec so an operator can re-send it.
     pub fn dead_letter<M: Message>(&self, msg: &M, error: &str) {
         let meta = ids::current().unwrap_or_else(MessageMeta::for_send);
-        self.core.sink_ref().store(super::cell::dead_letter_for(
-            &self.core.shared.name,
-            msg,
-            meta,
-            error,
-        ));
+        self.core
+            .sink_ref()
+            .store(super::dead_letters::record::dead_letter_for(
+                &self.core.shared.name,
+                msg,
+                meta,
+                error,
+            ));
+    }
+
+    /// The dead letter being replayed by the message in hand, if it is a replay.
+    pub fn replay_of(&self) -> Option<i64> {
+        ids::current().and_then(|meta| meta.replay_of)
+    }
+
+    /// Reports the outcome of work started by a replayed message (declared `replayable_with_outcome`): the
+    /// dead-letter actor marks letter `id` recovered on `Ok`, or counts one more failed replay.
+    pub fn replay_outcome(&self, id: i64, outcome: Result<(), String>) {
+        self.core.sink_ref().replay_outcome(id, outcome);
     }
 
     /// Cancels spawned work or a timer; `false` if it had already finished.

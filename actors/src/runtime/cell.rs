@@ -29,24 +29,15 @@ use super::actor_ref::ActorRef;
 use super::behavior::{Behavior, Ctx, Handles};
 use super::child::{ChildShared, ChildState, Control};
 use super::dead_letter_sink::DeadLetterSink;
-use super::dead_letters::record::NewDeadLetter;
+use super::dead_letters::record::{dead_letter_for, NewDeadLetter};
 use super::drill::Drill;
 use super::ids::{self, MessageMeta};
 use super::message::{DeliveryError, Envelope, Message};
 use super::metrics;
+use super::supervisor::ChildEnded;
 
-/// Builds a fresh behavior for each incarnation.
-pub type Factory<B> = Arc<dyn Fn() -> B + Send + Sync>;
-
-/// Sent by a child to its supervisor when an incarnation ended.
-#[derive(Debug, actix::Message)]
-#[rtype(result = "()")]
-pub struct ChildEnded {
-    pub index: usize,
-    pub reason: String,
-    /// `false` when the child stopped on its own (normal exit).
-    pub failed: bool,
-}
+/// Builds a fresh behavior for each incarnation; `Err` (why it cannot) is a failed start.
+pub type Factory<B> = Arc<dyn Fn() -> Result<B, String> + Send + Sync>;
 
 /// Per-cell settings taken from the child spec.
 #[derive(Debug, Clone, Copy)]
@@ -125,31 +116,12 @@ impl<B: Behavior> CellCore<B> {
         dead_letter_for(&self.shared.name, msg, meta, error)
     }
 
-    /// Stores a failed message as a dead letter, unless it is a replay (whose record the replayer updates).
+    /// Stores a failed message as a dead letter, unless it is a replay (whose record the replayer updates) or a
+    /// type that never becomes one (the dead-letter actor's own commands).
     fn store_letter<M: Message>(&self, msg: &M, meta: MessageMeta, error: &str) {
-        if meta.replay_of.is_none() {
+        if meta.replay_of.is_none() && M::DEAD_LETTER_ON_FAILURE {
             self.sink.store(self.letter(msg, meta, error));
         }
-    }
-}
-
-/// Builds the dead-letter record of a message (payload as JSON).
-pub(crate) fn dead_letter_for<M: Message>(
-    actor: &str,
-    msg: &M,
-    meta: MessageMeta,
-    error: &str,
-) -> NewDeadLetter {
-    let payload = serde_json::to_value(msg).unwrap_or_else(
-        |e| serde_json::json!({ "unserializable": format!("payload could not be encoded: {e}") }),
-    );
-    NewDeadLetter {
-        actor: actor.to_string(),
-        msg: M::NAME.to_string(),
-        payload,
-        error: error.to_string(),
-        correlation_id: meta.correlation_id.to_string(),
-        retries: meta.retries,
     }
 }
 
@@ -246,7 +218,7 @@ impl<B: Behavior> Cell<B> {
             tracing::warn!(
                 "fault drill: hang; this actor stops making progress until the watchdog restarts it"
             );
-            self.core.hung_letter = meta.replay_of.is_none().then(|| self.core.letter(
+            self.core.hung_letter = (meta.replay_of.is_none() && M::DEAD_LETTER_ON_FAILURE).then(|| self.core.letter(
                 msg,
                 meta,
                 "watchdog: actor stopped making progress while handling this message (fault drill: hang)",
@@ -388,10 +360,12 @@ impl<B: Behavior> Cell<B> {
     /// Builds a fresh incarnation from the factory and runs its `started` hook.
     fn start_behavior(&mut self, ctx: &mut Context<Self>) {
         let factory = self.core.factory.clone();
-        let behavior = match catch_unwind(AssertUnwindSafe(|| factory())) {
+        let built = catch_unwind(AssertUnwindSafe(|| factory()))
+            .map_err(|panic| format!("factory panicked: {}", panic_text(&panic)))
+            .and_then(|b| b.map_err(|e| format!("factory could not build the actor: {e}")));
+        let behavior = match built {
             Ok(b) => b,
-            Err(panic) => {
-                let reason = format!("factory panicked: {}", panic_text(&panic));
+            Err(reason) => {
                 self.core.shared.record_failure(&reason);
                 if self.core.supervisor.is_some() {
                     self.crash_outside_message(reason, ctx);
@@ -477,7 +451,10 @@ impl<B: Behavior> Cell<B> {
                     if let Some(letter) = self.core.hung_letter.take() {
                         self.core.sink.store(letter);
                     }
-                    shared.set_state(ChildState::Restarting);
+                    // The supervisor may already have said what comes next (backing off, failed): keep that.
+                    if matches!(shared.state(), ChildState::Running | ChildState::Starting) {
+                        shared.set_state(ChildState::Restarting);
+                    }
                 }
                 Control::Start => {
                     if self.behavior.is_none() {
@@ -552,6 +529,10 @@ impl<B: Behavior> Cell<B> {
     fn finish_stop(&mut self, ctx: &mut Context<Self>) {
         self.core.stopping = true;
         self.drop_state(ctx);
+        // A message this actor hung on is stored at shutdown too, not only at a watchdog restart.
+        if let Some(letter) = self.core.hung_letter.take() {
+            self.core.sink.store(letter);
+        }
         if self.core.shared.state() != ChildState::Failed {
             self.core.shared.set_state(ChildState::Stopped);
         }

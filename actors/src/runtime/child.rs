@@ -65,12 +65,22 @@ impl ChildState {
     }
 }
 
-/// Whether a tree node is a worker actor or a supervisor.
+/// Whether a tree node is a worker actor, a placeholder worker (stands in for an actor not built yet) or a
+/// supervisor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChildKind {
     Worker,
+    /// A worker that does no domain work yet (its behavior says so with `Behavior::PLACEHOLDER`).
+    Placeholder,
     Supervisor,
+}
+
+impl ChildKind {
+    /// Workers and placeholders: hosted by a cell (heartbeat, mailbox, drills).
+    pub fn is_worker(self) -> bool {
+        matches!(self, ChildKind::Worker | ChildKind::Placeholder)
+    }
 }
 
 /// The last failure of a child, as shown by `/status`.

@@ -20,6 +20,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::backoff::Exponential;
+/// Where jitter samples come from (the one definition is in `backoff`).
+pub use super::backoff::Jitter;
+
 /// Settings of one circuit breaker. Defaults are the data server's (5 failures, 60 s); the per-transport defaults
 /// of shared/domain/sync.md are [`BreakerConfig::ssh`], [`BreakerConfig::http`], [`BreakerConfig::aria2`],
 /// [`BreakerConfig::rsync`] and [`BreakerConfig::data_server`].
@@ -117,40 +121,13 @@ impl BreakerConfig {
 /// The open period for the `consecutive_opens`-th open in a row (1 = first open), with `jitter_sample` in
 /// [-1, 1] scaling the configured relative jitter.
 pub fn open_period(config: &BreakerConfig, consecutive_opens: u32, jitter_sample: f64) -> Duration {
-    let doublings = consecutive_opens.saturating_sub(1).min(40);
-    let doubled = config.recovery.as_secs_f64() * 2f64.powi(doublings as i32);
-    let capped = doubled.min(config.max_recovery.as_secs_f64());
-    let sample = if jitter_sample.is_finite() {
-        jitter_sample.clamp(-1.0, 1.0)
-    } else {
-        0.0
-    };
-    let jittered = capped * (1.0 + config.jitter * sample);
-    let floored = jittered.max(config.min_recovery.as_secs_f64());
-    Duration::try_from_secs_f64(floored).unwrap_or(config.max_recovery)
-}
-
-/// Where jitter samples come from: random in production, fixed in tests.
-#[derive(Debug, Clone)]
-pub enum Jitter {
-    /// Uniform samples in [-1, 1].
-    Random(fastrand::Rng),
-    /// Always this sample (clamped to [-1, 1]); `Fixed(0.0)` disables jitter.
-    Fixed(f64),
-}
-
-impl Jitter {
-    /// A randomly seeded source.
-    pub fn random() -> Self {
-        Jitter::Random(fastrand::Rng::new())
-    }
-
-    fn sample(&mut self) -> f64 {
-        match self {
-            Jitter::Random(rng) => rng.f64() * 2.0 - 1.0,
-            Jitter::Fixed(sample) => *sample,
-        }
-    }
+    Exponential::new(config.recovery, config.max_recovery)
+        .jittered(
+            consecutive_opens.saturating_sub(1),
+            config.jitter,
+            jitter_sample,
+        )
+        .max(config.min_recovery)
 }
 
 /// The state a caller sees.

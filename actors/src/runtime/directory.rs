@@ -12,13 +12,22 @@ use super::drill::Drill;
 use super::ids::MessageMeta;
 use super::message::DeliveryError;
 
+/// How the target actor took a replayed message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ReplayAck {
+    /// Handled: the replay succeeded.
+    Handled,
+    /// Accepted; the work it started reports its outcome later, keyed by the letter id (a replayed job).
+    Accepted,
+}
+
 /// Decodes a stored payload and delivers it (ask, with a deadline).
 pub type ReplayFn = Arc<
     dyn Fn(
             serde_json::Value,
             MessageMeta,
             Duration,
-        ) -> BoxFuture<'static, Result<(), DeliveryError>>
+        ) -> BoxFuture<'static, Result<ReplayAck, DeliveryError>>
         + Send
         + Sync,
 >;
@@ -77,7 +86,7 @@ impl Directory {
             })
     }
 
-    /// Re-sends a stored message to `actor` and waits for the outcome.
+    /// Re-sends a stored message to `actor` and waits for its answer.
     pub async fn replay(
         &self,
         actor: &str,
@@ -85,7 +94,7 @@ impl Directory {
         payload: serde_json::Value,
         meta: MessageMeta,
         timeout: Duration,
-    ) -> Result<(), DirectoryError> {
+    ) -> Result<ReplayAck, DirectoryError> {
         let entry = self.entry(actor)?;
         let replay = entry.replay.get(msg).cloned().ok_or_else(|| {
             DirectoryError::Delivery(DeliveryError::UnknownMessage {
@@ -127,7 +136,7 @@ impl Directory {
             .shared
             .drill
             .store(drill.as_u8(), std::sync::atomic::Ordering::Release);
-        tracing::warn!(actor, ?drill, "fault drill armed for the next message");
+        tracing::warn!(actor, drill = %crate::logging::serde_name(&drill), "fault drill armed for the next message");
         self.ping(actor, 1).map(|_| ())
     }
 }

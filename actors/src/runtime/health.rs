@@ -120,6 +120,35 @@ pub fn overall<'a>(checks: impl IntoIterator<Item = &'a HealthCheck>) -> HealthS
         .fold(HealthStatus::Ok, |worst, check| worst.worst(check.status))
 }
 
+/// What `/health` answers (contract: `{"status", "checks": {name: {status, detail}}}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HealthReport {
+    pub status: HealthStatus,
+    pub checks: BTreeMap<String, HealthCheck>,
+}
+
+impl HealthReport {
+    /// The report of `checks` (the tree's and the board's, merged by the caller). While the root supervisor is not
+    /// running the node is failing whatever the checks say.
+    pub fn new(root_running: bool, checks: BTreeMap<String, HealthCheck>) -> HealthReport {
+        let worst = overall(checks.values());
+        let status = if root_running {
+            worst
+        } else {
+            HealthStatus::Failing
+        };
+        HealthReport { status, checks }
+    }
+
+    /// 200 for ok and degraded, 503 for failing.
+    pub fn http_status(&self) -> u16 {
+        match self.status {
+            HealthStatus::Ok | HealthStatus::Degraded => 200,
+            HealthStatus::Failing => 503,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +174,41 @@ mod tests {
         other.set("x", HealthCheck::ok("up again"));
         assert_eq!(board.get("x"), Some(HealthCheck::ok("up again")));
         assert_eq!(board.snapshot().len(), 1);
+    }
+
+    #[test]
+    fn report_is_503_only_when_failing_or_the_root_is_down() {
+        let mut checks = BTreeMap::new();
+        checks.insert("a".to_string(), HealthCheck::ok("fine"));
+        let ok = HealthReport::new(true, checks.clone());
+        assert_eq!((ok.status, ok.http_status()), (HealthStatus::Ok, 200));
+        let root_down = HealthReport::new(false, checks.clone());
+        assert_eq!(
+            (root_down.status, root_down.http_status()),
+            (HealthStatus::Failing, 503)
+        );
+        checks.insert(
+            "b".to_string(),
+            HealthCheck::new(HealthStatus::Degraded, "slow"),
+        );
+        let degraded = HealthReport::new(true, checks.clone());
+        assert_eq!(
+            (degraded.status, degraded.http_status()),
+            (HealthStatus::Degraded, 200)
+        );
+        checks.insert(
+            "c".to_string(),
+            HealthCheck::new(HealthStatus::Failing, "down"),
+        );
+        let failing = HealthReport::new(true, checks);
+        assert_eq!(
+            (failing.status, failing.http_status()),
+            (HealthStatus::Failing, 503)
+        );
+        let body = serde_json::to_value(&failing).unwrap();
+        assert_eq!(body["status"], "failing");
+        assert_eq!(body["checks"]["c"]["status"], "failing");
+        assert_eq!(body["checks"]["c"]["detail"], "down");
     }
 
     #[test]

@@ -16,6 +16,10 @@ pub trait Message: Serialize + DeserializeOwned + Send + 'static {
     type Reply: Send + 'static;
     /// Stable type name: used in spans (`msg`), metrics labels, dead-letter records and replay.
     const NAME: &'static str;
+    /// Whether a failed or undeliverable message of this type becomes a dead letter. `false` for the dead-letter
+    /// actor's own commands and ticks: their failure is the store's state (health check), never a letter about a
+    /// letter.
+    const DEAD_LETTER_ON_FAILURE: bool = true;
 }
 
 /// Where a handler's answer goes (absent for fire-and-forget `tell`).

@@ -15,6 +15,16 @@ pub struct RuntimeMetrics {
     pub dead_letters_stored: IntCounter,
     pub dead_letters_pending: IntGauge,
     pub dead_letters_evicted: IntCounter,
+    /// Letters written to the spill file (store failing, queue full or closed).
+    pub dead_letters_spilled: IntCounter,
+    /// Letters neither stored nor spilled (kept only in an error log line).
+    pub dead_letters_lost: IntCounter,
+    /// Letters waiting in the spill file.
+    pub dead_letters_spill_pending: IntGauge,
+    /// 1 while the dead-letter store takes writes, 0 while it fails.
+    pub dead_letter_store_up: IntGauge,
+    /// Failed writes to the dead-letter store.
+    pub dead_letter_store_failures: IntCounter,
 }
 
 fn build(registry: &Registry) -> RuntimeMetrics {
@@ -35,6 +45,11 @@ fn build(registry: &Registry) -> RuntimeMetrics {
     )
     .unwrap_or_else(|e| panic!("metric: {e}"));
     let _ = registry.register(Box::new(pending.clone()));
+    fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+        let g = IntGauge::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+        let _ = r.register(Box::new(g.clone()));
+        g
+    }
     RuntimeMetrics {
         messages_handled: counter_vec(
             registry,
@@ -64,6 +79,31 @@ fn build(registry: &Registry) -> RuntimeMetrics {
             registry,
             "coordinator_dead_letters_evicted_total",
             "Dead letters removed to keep the store within max_entries",
+        ),
+        dead_letters_spilled: counter(
+            registry,
+            "coordinator_dead_letters_spilled_total",
+            "Dead letters written to the spill file because the store or its queue could not take them",
+        ),
+        dead_letters_lost: counter(
+            registry,
+            "coordinator_dead_letters_lost_total",
+            "Dead letters neither stored nor spilled (kept only in an error log line)",
+        ),
+        dead_letters_spill_pending: gauge(
+            registry,
+            "coordinator_dead_letters_spill_pending",
+            "Dead letters waiting in the spill file to be moved into the store",
+        ),
+        dead_letter_store_up: gauge(
+            registry,
+            "coordinator_dead_letter_store_up",
+            "1 while the dead-letter store takes writes, 0 while it fails",
+        ),
+        dead_letter_store_failures: counter(
+            registry,
+            "coordinator_dead_letter_store_failures_total",
+            "Failed writes to the dead-letter store",
         ),
     }
 }

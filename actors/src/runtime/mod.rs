@@ -17,9 +17,11 @@
 //! - `metrics`: Prometheus counters of the runtime.
 //! - `drill`: fault drills (panic, error, hang) for rehearsing failures.
 //! - `circuit_breaker`: the pure Closed/Open/HalfOpen state machine shared by sync and the data-server monitor.
+//! - `backoff`: the one capped exponential backoff (`Exponential`, injectable `Jitter`) and `RestartWindow`.
 //! - `health`: the board of named checks that components publish and `/health` reads.
 
 pub mod actor_ref;
+pub mod backoff;
 pub mod behavior;
 pub mod cell;
 pub mod child;
@@ -44,7 +46,7 @@ pub use child::{ChildKind, ChildState};
 pub use dead_letter_sink::DeadLetterSink;
 pub use directory::Directory;
 pub use drill::Drill;
-pub use health::{HealthBoard, HealthCheck, HealthStatus};
+pub use health::{HealthBoard, HealthCheck, HealthReport, HealthStatus};
 pub use ids::{CorrelationId, MessageId, MessageMeta};
 pub use message::{DeliveryError, HandlerError, Message, Ping};
 pub use restart_policy::{BackoffConfig, RestartType, Strategy};

@@ -9,10 +9,11 @@
 //!
 //! No actix and no clock reads: every function takes `now`, so tests need no sleeping.
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+
+use super::backoff::{Exponential, RestartWindow, WindowVerdict};
 
 /// When a child is restarted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -59,12 +60,10 @@ impl Strategy {
     }
 }
 
-/// Sliding window of restart times: "more than `max_restarts` within `within`" means give up.
+/// Restart intensity: "more than `max_restarts` within `within`" means give up (a [`RestartWindow`]).
 #[derive(Debug, Clone)]
 pub struct RestartIntensity {
-    max_restarts: u32,
-    within: Duration,
-    recent: VecDeque<Instant>,
+    window: RestartWindow,
 }
 
 /// The intensity verdict on one more restart.
@@ -79,33 +78,21 @@ pub enum IntensityVerdict {
 impl RestartIntensity {
     pub fn new(max_restarts: u32, within: Duration) -> Self {
         RestartIntensity {
-            max_restarts,
-            within,
-            recent: VecDeque::new(),
+            window: RestartWindow::new(max_restarts, within),
         }
     }
 
     /// Records a restart at `now` and says whether it is still allowed.
     pub fn record(&mut self, now: Instant) -> IntensityVerdict {
-        while let Some(&oldest) = self.recent.front() {
-            if now.saturating_duration_since(oldest) > self.within {
-                self.recent.pop_front();
-            } else {
-                break;
-            }
-        }
-        self.recent.push_back(now);
-        let count = self.recent.len() as u32;
-        if count > self.max_restarts {
-            IntensityVerdict::GiveUp { count }
-        } else {
-            IntensityVerdict::Restart { count }
+        match self.window.record(now) {
+            WindowVerdict::Within { count } => IntensityVerdict::Restart { count },
+            WindowVerdict::Exceeded { count } => IntensityVerdict::GiveUp { count },
         }
     }
 
     /// Forgets every recorded restart (after the supervisor itself was restarted fresh).
     pub fn clear(&mut self) {
-        self.recent.clear();
+        self.window.clear();
     }
 }
 
@@ -159,12 +146,13 @@ impl Backoff {
                 self.consecutive = 0;
             }
         }
-        let base = self.config.initial.as_secs_f64() * 2f64.powi(self.consecutive.min(62) as i32);
-        let capped = base.min(self.config.max.as_secs_f64());
+        let delay = Exponential::new(self.config.initial, self.config.max).jittered(
+            self.consecutive,
+            self.config.jitter,
+            jitter_sample,
+        );
         self.consecutive = self.consecutive.saturating_add(1);
-        let jitter = jitter_sample.clamp(-1.0, 1.0) * self.config.jitter;
-        let jittered = (capped * (1.0 + jitter)).max(0.0);
-        Duration::from_secs_f64(jittered)
+        delay
     }
 
     /// Consecutive restarts without a healthy run in between.
@@ -173,10 +161,7 @@ impl Backoff {
     }
 }
 
-/// A uniform sample in [-1, 1] for jitter.
-pub fn jitter_sample() -> f64 {
-    fastrand::f64() * 2.0 - 1.0
-}
+pub use super::backoff::jitter_sample;
 
 #[cfg(test)]
 mod tests {

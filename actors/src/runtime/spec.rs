@@ -17,14 +17,14 @@ use tokio::sync::oneshot;
 
 use super::actor_ref::ActorRef;
 use super::behavior::{Behavior, Handles};
-use super::cell::{Cell, CellOptions, ChildEnded, Factory};
+use super::cell::{Cell, CellOptions, Factory};
 use super::child::{ChildKind, ChildShared, Control};
 use super::dead_letter_sink::DeadLetterSink;
-use super::directory::{DirectoryEntry, PingFn, ReplayFn};
+use super::directory::{DirectoryEntry, PingFn, ReplayAck, ReplayFn};
 use super::ids::MessageMeta;
 use super::message::{DeliveryError, Message, Ping};
 use super::restart_policy::RestartType;
-use super::supervisor::{Supervisor, SupervisorCommand};
+use super::supervisor::{ChildEnded, Supervisor, SupervisorCommand};
 use super::tree::TreeShape;
 
 /// Per-child settings.
@@ -111,7 +111,14 @@ impl<B: Behavior> WorkerSpec<B> {
         let (tx, rx) = channel::<Cell<B>>(options.mailbox_capacity.max(1));
         let addr = Addr::new(tx);
         WorkerSpec {
-            shared: ChildShared::new(name, ChildKind::Worker),
+            shared: ChildShared::new(
+                name,
+                if B::PLACEHOLDER {
+                    ChildKind::Placeholder
+                } else {
+                    ChildKind::Worker
+                },
+            ),
             addr,
             rx,
             sink: sink.clone(),
@@ -126,8 +133,26 @@ impl<B: Behavior> WorkerSpec<B> {
         ActorRef::new(self.addr.clone(), self.shared.clone(), self.sink.clone())
     }
 
-    /// Declares that dead letters of message type `M` can be replayed to this actor.
-    pub fn replayable<M>(mut self) -> Self
+    /// Declares that dead letters of message type `M` can be replayed to this actor; handling it is the outcome.
+    pub fn replayable<M>(self) -> Self
+    where
+        M: Message,
+        B: Handles<M>,
+    {
+        self.replay_route::<M>(ReplayAck::Handled)
+    }
+
+    /// Like [`replayable`](Self::replayable), for a message that only starts work (a job): the handler's `Ok` just
+    /// accepts it, and the actor reports the outcome later with [`Ctx::replay_outcome`](super::Ctx::replay_outcome).
+    pub fn replayable_with_outcome<M>(self) -> Self
+    where
+        M: Message,
+        B: Handles<M>,
+    {
+        self.replay_route::<M>(ReplayAck::Accepted)
+    }
+
+    fn replay_route<M>(mut self, ack: ReplayAck) -> Self
     where
         M: Message,
         B: Handles<M>,
@@ -137,7 +162,7 @@ impl<B: Behavior> WorkerSpec<B> {
             move |payload,
                   meta: MessageMeta,
                   timeout: Duration|
-                  -> BoxFuture<'static, Result<(), DeliveryError>> {
+                  -> BoxFuture<'static, Result<ReplayAck, DeliveryError>> {
                 let target = target.clone();
                 Box::pin(async move {
                     let msg: M =
@@ -146,7 +171,7 @@ impl<B: Behavior> WorkerSpec<B> {
                             msg: M::NAME.to_string(),
                             error: e.to_string(),
                         })?;
-                    target.ask_with_meta(msg, meta, timeout).await.map(|_| ())
+                    target.ask_with_meta(msg, meta, timeout).await.map(|_| ack)
                 })
             },
         );
@@ -156,9 +181,18 @@ impl<B: Behavior> WorkerSpec<B> {
 
     /// Supplies the factory that builds a fresh state for every incarnation.
     pub fn factory(self, factory: impl Fn() -> B + Send + Sync + 'static) -> ChildSpec {
+        self.try_factory(move || Ok::<B, std::convert::Infallible>(factory()))
+    }
+
+    /// Supplies a factory that may fail to build the state (an unusable resource): the error is a failed start,
+    /// which the supervisor restarts with backoff and escalates like a crash.
+    pub fn try_factory<E: std::fmt::Display>(
+        self,
+        factory: impl Fn() -> Result<B, E> + Send + Sync + 'static,
+    ) -> ChildSpec {
         Box::new(ReadyWorker {
             spec: self,
-            factory: Arc::new(factory),
+            factory: Arc::new(move || factory().map_err(|e| e.to_string())),
         })
     }
 }
@@ -263,7 +297,7 @@ pub fn start_unsupervised<B: Behavior>(
         .map(|d| (d / 4).max(Duration::from_millis(10)));
     let cell = Cell::new(
         shared,
-        Arc::new(factory),
+        Arc::new(move || Ok(factory())),
         sink,
         addr,
         None,

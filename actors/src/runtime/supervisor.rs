@@ -23,7 +23,6 @@ use actix::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use super::cell::ChildEnded;
 use super::child::{ChildKind, ChildShared, ChildState, Control};
 use super::directory::{Directory, DirectoryEntry};
 use super::restart_policy::{
@@ -63,6 +62,16 @@ impl Default for SupervisorOptions {
 pub enum RootExit {
     /// Restart intensity exceeded somewhere and escalated to the root.
     GaveUp { reason: String },
+}
+
+/// Sent by a child (a cell or a nested supervisor) to its supervisor when an incarnation ended.
+#[derive(Debug, actix::Message)]
+#[rtype(result = "()")]
+pub struct ChildEnded {
+    pub index: usize,
+    pub reason: String,
+    /// `false` when the child stopped on its own (normal exit).
+    pub failed: bool,
 }
 
 /// A supervisor command from its parent (nested supervisors take the same commands as workers).
@@ -315,7 +324,7 @@ impl Supervisor {
         ctx.wait(
             actix::fut::wrap_future::<_, Self>(tokio::time::timeout(timeout, started)).map(move |outcome, sup, ctx| {
                 if outcome.is_err() {
-                    tracing::warn!(supervisor = %sup.shared.name, child = %name, ?timeout, "child did not report started in time; starting the next one anyway");
+                    tracing::warn!(supervisor = %sup.shared.name, child = %name, timeout_ms = timeout.as_millis() as u64, "child did not report started in time; starting the next one anyway");
                 }
                 sup.start_next(ctx);
             }),
@@ -339,7 +348,7 @@ impl Supervisor {
             };
             slot.handle.shared().set_state(state);
             slot.handle.control(Control::Stop { done: None });
-            tracing::warn!(supervisor = %self.shared.name, child = %name, %reason, restart = ?slot.options.restart, "child ended and its restart type says not to restart it; it stays {}", state.as_str());
+            tracing::warn!(supervisor = %self.shared.name, child = %name, %reason, restart = %crate::logging::serde_name(&slot.options.restart), "child ended and its restart type says not to restart it; it stays {}", state.as_str());
             return;
         }
         let now = Instant::now();
@@ -372,7 +381,7 @@ impl Supervisor {
                     .next_delay(now, jitter_sample());
                 tracing::warn!(
                     supervisor = %self.shared.name, child = %name, %reason, restarts_in_window = count,
-                    delay_ms = delay.as_millis() as u64, strategy = ?self.options.strategy,
+                    delay_ms = delay.as_millis() as u64, strategy = %crate::logging::serde_name(&self.options.strategy),
                     "child ended; restarting it after backoff"
                 );
                 if delay.is_zero() {
@@ -448,7 +457,7 @@ impl Supervisor {
                 continue;
             };
             let shared = slot.handle.shared();
-            if shared.kind == ChildKind::Worker && shared.state() == ChildState::Running {
+            if shared.kind.is_worker() && shared.state() == ChildState::Running {
                 let silent = shared.since_last_beat();
                 if silent > deadline {
                     stalled.push((i, silent, deadline));
@@ -498,7 +507,7 @@ impl Supervisor {
                         tracing::info!(%supervisor, child = %shared.name, elapsed_ms = started.elapsed().as_millis() as u64, "child stopped")
                     }
                     Err(_) => {
-                        tracing::warn!(%supervisor, child = %shared.name, ?timeout, "child did not stop within its shutdown timeout; aborting it");
+                        tracing::warn!(%supervisor, child = %shared.name, timeout_ms = timeout.as_millis() as u64, "child did not stop within its shutdown timeout; aborting it");
                         handle.control(Control::Abort);
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         shared.set_state(ChildState::Stopped);

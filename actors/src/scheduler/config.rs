@@ -179,20 +179,15 @@ pub struct PriorityPolicy {
     pub players: PlayerMultiplierPolicy,
     /// Data starvation tiers (multipliers on the score).
     pub starvation: StarvationPolicy,
-    /// Scale of the partial curriculum normalisation: `scale = 1 + (n / sum(w) - 1) * this`.
+    /// Curriculum normalisation: when the raw weights of all 12 configs (a config without one counting 1.0) sum
+    /// to more than `curriculum_tolerance` away from 12, every weight is multiplied by `1 + (12 / sum - 1) * this`.
     pub curriculum_normalisation: f64,
+    /// How far from 12 the raw curriculum weights may sum before they are normalised.
+    pub curriculum_tolerance: f64,
     /// Number of opponent types; diversity = distinct opponent types seen / this.
     pub diversity_opponent_types: u32,
     /// Architecture boost = this x the highest architecture weight of the config.
     pub architecture_boost_scale: f64,
-    /// Lowest improvement boost accepted (clamp).
-    pub improvement_boost_min: f64,
-    /// Highest improvement boost accepted (clamp).
-    pub improvement_boost_max: f64,
-    /// Lowest momentum multiplier accepted (clamp).
-    pub momentum_min: f64,
-    /// Highest momentum multiplier accepted (clamp).
-    pub momentum_max: f64,
 }
 
 impl Default for PriorityPolicy {
@@ -210,12 +205,9 @@ impl Default for PriorityPolicy {
             players: PlayerMultiplierPolicy::default(),
             starvation: StarvationPolicy::default(),
             curriculum_normalisation: 0.5,
+            curriculum_tolerance: 0.01,
             diversity_opponent_types: 8,
             architecture_boost_scale: 0.30,
-            improvement_boost_min: -0.10,
-            improvement_boost_max: 0.15,
-            momentum_min: 0.5,
-            momentum_max: 1.5,
         }
     }
 }
@@ -246,12 +238,12 @@ impl Default for StalenessPolicy {
     }
 }
 
-/// Velocity: additive term `1 - e^(-v/day_scale)` (Elo/day), multiplier from Elo/hour.
+/// Velocity: additive term `1 - e^(-v / (max_velocity / 3))` (Elo/day), multiplier from Elo/hour.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct VelocityPolicy {
-    /// Elo/day scale of the additive term's saturation.
-    pub day_scale: f64,
+    /// Elo/day at which the additive term is all but saturated: its scale is exactly `max_velocity / 3`.
+    pub max_velocity: f64,
     /// Multiplier when Elo/hour is negative (regressing configs get more games).
     pub regressing_multiplier: f64,
     /// Multiplier when Elo/hour is exactly zero (plateau).
@@ -273,7 +265,7 @@ pub struct VelocityPolicy {
 impl Default for VelocityPolicy {
     fn default() -> Self {
         VelocityPolicy {
-            day_scale: 33.33,
+            max_velocity: 100.0,
             regressing_multiplier: 1.3,
             flat_multiplier: 0.85,
             positive_base: 0.6,
@@ -602,6 +594,10 @@ impl Default for WeightBounds {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DynamicWeightPolicy {
+    /// How often the scheduler recomputes the weights from the cluster state (`coordinator plan` uses the static
+    /// `priority.weights` unless its state has `dynamic_weights`).
+    #[serde(with = "humantime_serde")]
+    pub interval: std::time::Duration,
     /// Clamp bounds.
     pub bounds: WeightBounds,
     /// Idle-GPU fraction above which GPUs count as very idle.
@@ -637,6 +633,7 @@ pub struct DynamicWeightPolicy {
 impl Default for DynamicWeightPolicy {
     fn default() -> Self {
         DynamicWeightPolicy {
+            interval: std::time::Duration::from_secs(60),
             bounds: WeightBounds::default(),
             idle_high: 0.5,
             idle_low: 0.1,
@@ -1185,9 +1182,74 @@ impl Default for TargetJobsPolicy {
     }
 }
 
+impl SchedulerPolicyConfig {
+    /// Problems as (path under `policy`, what is wrong and expected): every priority weight and every weight bound
+    /// must be a number of 0 or more (a negative weight would turn a reason to play a config into a reason not
+    /// to), and each bound's `min` must not exceed its `max`. Read from the serialized form, so a weight added
+    /// later is checked too.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let weights = serde_json::to_value(self.priority.weights).unwrap_or_default();
+        for (name, value) in weights.as_object().into_iter().flatten() {
+            if !value.as_f64().is_some_and(|w| w >= 0.0 && w.is_finite()) {
+                out.push((
+                    format!("priority.weights.{name}"),
+                    format!("{value} is not a weight (expected a number of 0 or more, e.g. 0.1)"),
+                ));
+            }
+        }
+        let bounds = serde_json::to_value(self.dynamic_weights.bounds).unwrap_or_default();
+        for (name, bound) in bounds.as_object().into_iter().flatten() {
+            let min = bound.get("min").and_then(|v| v.as_f64()).unwrap_or(0.0);
+            let max = bound.get("max").and_then(|v| v.as_f64()).unwrap_or(0.0);
+            if min < 0.0 {
+                out.push((
+                    format!("dynamic_weights.bounds.{name}.min"),
+                    format!("{min} is negative (expected a weight of 0 or more)"),
+                ));
+            }
+            if min > max {
+                out.push((
+                    format!("dynamic_weights.bounds.{name}.min"),
+                    format!("{min} exceeds max {max}"),
+                ));
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn default_policy_has_no_problems() {
+        assert_eq!(SchedulerPolicyConfig::default().problems(), vec![]);
+    }
+
+    #[test]
+    fn negative_weights_and_inverted_bounds_are_named() {
+        let mut policy = SchedulerPolicyConfig::default();
+        policy.priority.weights.staleness = -0.5;
+        policy.priority.weights.cluster = -1.0;
+        policy.dynamic_weights.bounds.voi = Bounds::new(0.5, 0.1);
+        policy.dynamic_weights.bounds.quality = Bounds::new(-0.1, 0.1);
+        let paths: Vec<String> = policy
+            .problems()
+            .into_iter()
+            .map(|(path, _)| path)
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "priority.weights.cluster",
+                "priority.weights.staleness",
+                "dynamic_weights.bounds.quality.min",
+                "dynamic_weights.bounds.voi.min",
+            ]
+        );
+    }
 
     #[test]
     fn defaults_round_trip_through_json() {

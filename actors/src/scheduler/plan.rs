@@ -16,13 +16,12 @@ use super::allocation::{
     allocate, is_ephemeral_name, AllocationRequest, NodeState, RankedConfig, TrackedConfig,
 };
 use super::board::ConfigKey;
-use super::budget::{
-    config_budget, intensity_multiplier, target_games, Intensity, INTENSITY_NAMES,
-};
-use super::config::{NodeCapScope, SchedulerPolicyConfig};
+use super::budget::{config_budget, target_games, Intensity, INTENSITY_NAMES};
+use super::config::{NodeCapScope, PriorityWeights, SchedulerPolicyConfig};
 use super::priority::{
-    elo_uncertainty, normalise_curriculum_weights, priority_score, PrioritySignals,
+    elo_uncertainty, normalised_curriculum_weights, priority_score, PrioritySignals,
 };
+use super::weights::{cluster_signals, dynamic_weights, ClusterLoad};
 
 /// The plan state (input of `coordinator plan`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -52,6 +51,10 @@ pub struct PlanState {
     /// Spawn rate multiplier; below 1 scales games per config down (default 1.0).
     #[serde(default)]
     pub spawn_rate_multiplier: Option<f64>,
+    /// Ask for dynamic weights following this cluster load (and the configs' Elos); absent: the static
+    /// `scheduler.policy.priority.weights`.
+    #[serde(default)]
+    pub dynamic_weights: Option<ClusterLoad>,
 }
 
 /// One config of the plan state.
@@ -78,7 +81,7 @@ pub struct PlanConfigState {
     /// Hours since new data (default: the policy's fallback, 168).
     #[serde(default)]
     pub staleness_hours: Option<f64>,
-    /// Curriculum weight before normalisation (default 1.0).
+    /// The raw curriculum weight (default 1.0); normalised over all 12 configs, those absent counting 1.0.
     #[serde(default = "one")]
     pub curriculum_weight: f64,
     /// Exploration boost (default 1.0).
@@ -288,6 +291,14 @@ fn validate(state: &PlanState) -> Result<(), PlanInputError> {
     if let Some(health) = state.cluster_health {
         check_range("cluster_health".into(), health, 0.0, 1.0)?;
     }
+    if let Some(load) = state.dynamic_weights {
+        check_range(
+            "dynamic_weights.idle_gpu_fraction".into(),
+            load.idle_gpu_fraction,
+            0.0,
+            1.0,
+        )?;
+    }
     if let Some(m) = state.spawn_rate_multiplier {
         check_non_negative("spawn_rate_multiplier".into(), m)?;
     }
@@ -353,7 +364,7 @@ fn validate(state: &PlanState) -> Result<(), PlanInputError> {
     Ok(())
 }
 
-/// A config's state as the scheduler keeps it (the actor fills this from events and reports).
+/// A config's state as the priority step sees it: signals after curriculum normalisation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConfigState {
     /// Priority signals.
@@ -364,9 +375,149 @@ pub struct ConfigState {
     pub score_override: Option<f64>,
 }
 
+/// One config as the planner takes it, in domain types. `coordinator plan` builds it from a [`PlanConfigState`]
+/// (the JSON), the scheduler actor from what it has counted; both then go through [`plan_input`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigInput {
+    /// The config.
+    pub config: ConfigKey,
+    /// Games known.
+    pub game_count: u64,
+    /// Games across the cluster.
+    pub cluster_game_count: u64,
+    /// Current Elo (`None`: the policy's fallback).
+    pub elo: Option<f64>,
+    /// Elo per day.
+    pub elo_velocity_per_day: f64,
+    /// Elo per hour.
+    pub elo_velocity_per_hour: f64,
+    /// Hours since new data (`None`: the policy's fallback).
+    pub staleness_hours: Option<f64>,
+    /// The raw curriculum weight; [`normalised_curriculum_weights`] runs over all 12 configs in [`plan_input`].
+    pub curriculum_weight: f64,
+    /// Exploration boost.
+    pub exploration_boost: f64,
+    /// Training waits for data.
+    pub training_pending: bool,
+    /// Data quality 0-1 (`None`: the policy's baseline).
+    pub quality: Option<f64>,
+    /// Improvement boost (not clamped).
+    pub improvement_boost: f64,
+    /// Momentum multiplier (not clamped).
+    pub momentum: f64,
+    /// Opponent diversity 0-1.
+    pub diversity: f64,
+    /// Intensity of its search budget.
+    pub intensity: Intensity,
+    /// Given score, replacing the computed one.
+    pub score: Option<f64>,
+}
+
+impl ConfigInput {
+    /// A config with `game_count` games and neutral signals (the plan state's defaults).
+    pub fn neutral(config: ConfigKey, game_count: u64) -> Self {
+        ConfigInput {
+            config,
+            game_count,
+            cluster_game_count: 0,
+            elo: None,
+            elo_velocity_per_day: 0.0,
+            elo_velocity_per_hour: 0.0,
+            staleness_hours: None,
+            curriculum_weight: 1.0,
+            exploration_boost: 1.0,
+            training_pending: false,
+            quality: None,
+            improvement_boost: 0.0,
+            momentum: 1.0,
+            diversity: 0.0,
+            intensity: Intensity::Normal,
+            score: None,
+        }
+    }
+}
+
+impl From<&PlanConfigState> for ConfigInput {
+    fn from(c: &PlanConfigState) -> Self {
+        ConfigInput {
+            config: c.config,
+            game_count: c.game_count,
+            cluster_game_count: c.cluster_game_count,
+            elo: c.elo,
+            elo_velocity_per_day: c.elo_velocity_per_day,
+            elo_velocity_per_hour: c.elo_velocity_per_hour,
+            staleness_hours: c.staleness_hours,
+            curriculum_weight: c.curriculum_weight,
+            exploration_boost: c.exploration_boost,
+            training_pending: c.training_pending,
+            quality: c.quality,
+            improvement_boost: c.improvement_boost,
+            momentum: c.momentum,
+            diversity: c.diversity,
+            // `validate` refused unknown names; the fallback keeps this total.
+            intensity: Intensity::from_name(&c.intensity).unwrap_or(Intensity::Normal),
+            score: c.score,
+        }
+    }
+}
+
+/// Everything one plan needs, in domain types (see [`ConfigInput`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanInput {
+    /// Base games per config (`None`: the policy's).
+    pub games_per_config: Option<u64>,
+    /// Cluster health 0-1 (`None`: 1.0).
+    pub cluster_health: Option<f64>,
+    /// Node cap scope (`None`: the policy's).
+    pub node_cap_scope: Option<NodeCapScope>,
+    /// Configs, in input order (ties keep it).
+    pub configs: Vec<ConfigInput>,
+    /// Nodes, in input order.
+    pub nodes: Vec<PlanNodeState>,
+    /// Memory pressure: plan nothing.
+    pub memory_constrained: bool,
+    /// Backpressure pause: plan nothing.
+    pub backpressure_paused: bool,
+    /// Spawn rate multiplier (`None`: 1.0).
+    pub spawn_rate_multiplier: Option<f64>,
+    /// Weights of the additive priority terms (static from the policy, or dynamic from the cluster).
+    pub weights: PriorityWeights,
+}
+
+impl PlanState {
+    /// The domain input of this (validated) state: the policy's static weights, or dynamic ones when the state
+    /// has `dynamic_weights`.
+    pub fn to_input(&self, policy: &SchedulerPolicyConfig) -> PlanInput {
+        PlanInput {
+            games_per_config: self.games_per_config,
+            cluster_health: self.cluster_health,
+            node_cap_scope: self.node_cap_scope,
+            configs: self.configs.iter().map(ConfigInput::from).collect(),
+            nodes: self.nodes.clone(),
+            memory_constrained: self.memory_constrained,
+            backpressure_paused: self.backpressure_paused,
+            spawn_rate_multiplier: self.spawn_rate_multiplier,
+            weights: match self.dynamic_weights {
+                None => policy.priority.weights,
+                Some(load) => {
+                    let p = &policy.priority;
+                    let elos: Vec<f64> = self
+                        .configs
+                        .iter()
+                        .map(|c| c.elo.unwrap_or(p.elo.fallback_elo))
+                        .collect();
+                    let signals = cluster_signals(load, &elos, p.elo.target_elo);
+                    dynamic_weights(&p.weights, &signals, &policy.dynamic_weights)
+                }
+            },
+        }
+    }
+}
+
 /// Priorities of `configs`, sorted by score descending (ties keep input order).
 pub fn config_priorities(
     configs: &[ConfigState],
+    weights: &PriorityWeights,
     policy: &SchedulerPolicyConfig,
 ) -> Vec<PlanPriority> {
     let p = &policy.priority;
@@ -374,7 +525,7 @@ pub fn config_priorities(
         .iter()
         .map(|c| {
             let s = &c.signals;
-            let breakdown = priority_score(s, &p.weights, p);
+            let breakdown = priority_score(s, weights, p);
             PlanPriority {
                 config: s.config,
                 score: c.score_override.unwrap_or(breakdown.score),
@@ -398,12 +549,15 @@ pub fn config_priorities(
     rows
 }
 
-fn config_states(state: &PlanState, policy: &SchedulerPolicyConfig) -> Vec<ConfigState> {
+/// The priority step's view of `configs`: curriculum weights normalised over all 12 configs, fallbacks filled in.
+pub fn config_states(configs: &[ConfigInput], policy: &SchedulerPolicyConfig) -> Vec<ConfigState> {
     let p = &policy.priority;
-    let mut curriculum: Vec<f64> = state.configs.iter().map(|c| c.curriculum_weight).collect();
-    normalise_curriculum_weights(&mut curriculum, p.curriculum_normalisation);
-    state
-        .configs
+    let raw: Vec<(ConfigKey, f64)> = configs
+        .iter()
+        .map(|c| (c.config, c.curriculum_weight))
+        .collect();
+    let curriculum = normalised_curriculum_weights(&raw, p);
+    configs
         .iter()
         .zip(curriculum)
         .map(|(c, curriculum_weight)| ConfigState {
@@ -423,16 +577,15 @@ fn config_states(state: &PlanState, policy: &SchedulerPolicyConfig) -> Vec<Confi
                 diversity: c.diversity,
                 ..PrioritySignals::with_defaults(c.config, c.game_count, p)
             },
-            intensity: intensity_multiplier(&c.intensity, &policy.budget.intensity),
+            intensity: c.intensity.multiplier(&policy.budget.intensity),
             score_override: c.score,
         })
         .collect()
 }
 
 /// Resolves the plan's nodes against the GPU table.
-pub fn plan_nodes(state: &PlanState, policy: &SchedulerPolicyConfig) -> Vec<NodeState> {
-    state
-        .nodes
+pub fn plan_nodes(nodes: &[PlanNodeState], policy: &SchedulerPolicyConfig) -> Vec<NodeState> {
+    nodes
         .iter()
         .map(|n| {
             let mut gpu = policy.gpus.profile(&n.gpu);
@@ -454,11 +607,16 @@ pub fn plan_nodes(state: &PlanState, policy: &SchedulerPolicyConfig) -> Vec<Node
         .collect()
 }
 
-/// The plan for a parsed state.
+/// The plan for a parsed state, with the policy's static weights.
 pub fn plan(state: &PlanState, policy: &SchedulerPolicyConfig) -> PlanOutput {
-    let configs = config_states(state, policy);
-    let priorities = config_priorities(&configs, policy);
-    let nodes = plan_nodes(state, policy);
+    plan_input(&state.to_input(policy), policy)
+}
+
+/// The plan for `input`: priorities, then the allocation (the one path of `coordinator plan` and the actor).
+pub fn plan_input(input: &PlanInput, policy: &SchedulerPolicyConfig) -> PlanOutput {
+    let configs = config_states(&input.configs, policy);
+    let priorities = config_priorities(&configs, &input.weights, policy);
+    let nodes = plan_nodes(&input.nodes, policy);
     let ranked: Vec<RankedConfig> = priorities
         .iter()
         .map(|p| RankedConfig {
@@ -477,16 +635,16 @@ pub fn plan(state: &PlanState, policy: &SchedulerPolicyConfig) -> PlanOutput {
         ranked: &ranked,
         tracked: &tracked,
         nodes: &nodes,
-        games_per_config: state
+        games_per_config: input
             .games_per_config
             .unwrap_or(policy.allocation.games_per_config),
-        cluster_health: state.cluster_health.unwrap_or(1.0),
-        scope: state
+        cluster_health: input.cluster_health.unwrap_or(1.0),
+        scope: input
             .node_cap_scope
             .unwrap_or(policy.allocation.node_cap_scope),
-        memory_constrained: state.memory_constrained,
-        backpressure_paused: state.backpressure_paused,
-        spawn_rate_multiplier: state.spawn_rate_multiplier.unwrap_or(1.0),
+        memory_constrained: input.memory_constrained,
+        backpressure_paused: input.backpressure_paused,
+        spawn_rate_multiplier: input.spawn_rate_multiplier.unwrap_or(1.0),
     };
     let allocation = allocate(&request, &policy.allocation);
     PlanOutput {
@@ -752,6 +910,84 @@ mod tests {
     }
 
     #[test]
+    fn curriculum_weight_is_raw_and_normalised_over_all_twelve_configs() {
+        // Fresh data and full diversity leave the curriculum term easy to see: (w - 1) x 0.10.
+        let config = |c: &str, w: f64| {
+            json!({"config": c, "staleness_hours": 0.0, "diversity": 1.0, "game_count": 10000,
+                   "cluster_game_count": 20000, "elo": 1700.0, "curriculum_weight": w})
+        };
+        let out = run(json!({"configs": [config("hex8_2p", 2.0), config("hex8_3p", 1.0)]}));
+        let neutral = run(json!({"configs": [config("hex8_2p", 1.0), config("hex8_3p", 1.0)]}));
+        let scale = 1.0 + (12.0 / 13.0 - 1.0) * 0.5;
+        // hex8_2p multiplier 0.85 x 1.6 x 12; hex8_3p 0.85 x 1.6 x 1.5.
+        let score = |out: &PlanOutput, c: &str| {
+            out.priorities
+                .iter()
+                .find(|p| p.config.to_string() == c)
+                .unwrap()
+                .score
+        };
+        let rel = |a: f64, b: f64| assert!(((a - b) / b).abs() < 1e-9, "{a} vs {b}");
+        rel(
+            score(&out, "hex8_2p") - score(&neutral, "hex8_2p"),
+            (2.0 * scale - 1.0) * 0.10 * 0.85 * 1.6 * 12.0,
+        );
+        rel(
+            score(&out, "hex8_3p") - score(&neutral, "hex8_3p"),
+            (scale - 1.0) * 0.10 * 0.85 * 1.6 * 1.5,
+        );
+        // All 12 given, summing to 12.008: used as they are.
+        let configs: Vec<_> = ConfigKey::all()
+            .iter()
+            .enumerate()
+            .map(|(i, k)| config(&k.to_string(), if i == 0 { 1.008 } else { 1.0 }))
+            .collect();
+        let banded = run(json!({ "configs": configs }));
+        let first = ConfigKey::all()[0].to_string();
+        let configs: Vec<_> = ConfigKey::all()
+            .iter()
+            .map(|k| config(&k.to_string(), 1.0))
+            .collect();
+        let flat = run(json!({ "configs": configs }));
+        let multiplier = if first.ends_with("_2p") { 12.0 } else { 1.5 } * 0.85 * 1.6;
+        rel(
+            score(&banded, &first) - score(&flat, &first),
+            0.008 * 0.10 * multiplier,
+        );
+    }
+
+    #[test]
+    fn static_weights_unless_the_state_asks_for_dynamic_ones() {
+        let config = json!({"config": "hex8_2p", "game_count": 10000, "cluster_game_count": 20000,
+                            "elo": 1700.0, "staleness_hours": 4.0, "diversity": 1.0});
+        let fixed = run(json!({"configs": [config]}));
+        let busy = run(json!({"configs": [config], "dynamic_weights": {"idle_gpu_fraction": 0.0}}));
+        let idle = run(json!({"configs": [config], "dynamic_weights": {"idle_gpu_fraction": 0.6}}));
+        // Staleness is the only live term besides deficit/VOI: 0.30 static, 0.21 busy, 0.45 idle (scenario 6);
+        // idle also raises the deficit weight to 0.15 (x1.4 = 0.14, clamped up) and diversity (unused here).
+        let m = 0.85 * 1.6 * 12.0;
+        // Uncertainty from 10000 games: max(30, 300 / 100) = 30.
+        let voi = 0.4 * 0.1 + 0.3 * 0.6 + 0.3 * 0.03;
+        let rel = |a: f64, b: f64| assert!(((a - b) / b).abs() < 1e-9, "{a} vs {b}");
+        rel(
+            fixed.priorities[0].score,
+            (0.30 + 0.9 * 0.10 + 0.02 * voi) * m,
+        );
+        rel(
+            busy.priorities[0].score,
+            (0.21 + 0.9 * 0.15 + 0.10 * voi) * m,
+        );
+        rel(
+            idle.priorities[0].score,
+            (0.45 + 0.9 * 0.15 + 0.10 * voi) * m,
+        );
+        assert!(error(r#"{"dynamic_weights": {"idle_gpu_fraction": 2}}"#)
+            .starts_with("dynamic_weights.idle_gpu_fraction: 2 is outside"));
+        assert!(error(r#"{"dynamic_weights": {"idle": 1}}"#)
+            .starts_with("dynamic_weights.idle: unknown field"));
+    }
+
+    #[test]
     fn ties_keep_input_order() {
         let out = run(json!({"configs": [
             {"config": "square8_3p", "score": 1.0},
@@ -789,7 +1025,7 @@ mod tests {
             }],
             ..serde_json::from_str("{}").unwrap()
         };
-        let nodes = plan_nodes(&state, &SchedulerPolicyConfig::default());
+        let nodes = plan_nodes(&state.nodes, &SchedulerPolicyConfig::default());
         assert!(nodes[0].ephemeral);
         assert_eq!(nodes[0].gpu.cost_per_hour, 0.2);
         assert_eq!(nodes[0].gpu.games_cap, 400);

@@ -28,9 +28,9 @@ pub struct PrioritySignals {
     pub training_pending: bool,
     /// Exploration boost (1.0 = none); also a multiplier.
     pub exploration_boost: f64,
-    /// Curriculum weight after normalisation (1.0 = neutral).
+    /// Curriculum weight after [`normalised_curriculum_weights`] (1.0 = neutral).
     pub curriculum_weight: f64,
-    /// Improvement boost (-0.10..+0.15).
+    /// Improvement boost (its producers emit -0.10..+0.15; not clamped).
     pub improvement_boost: f64,
     /// Architecture boost (0.30 x the highest architecture weight; 0 = none).
     pub architecture_boost: f64,
@@ -38,7 +38,7 @@ pub struct PrioritySignals {
     pub quality: f64,
     /// Penalty added by QUALITY_DEGRADED (<= 0).
     pub quality_penalty: f64,
-    /// Momentum multiplier (0.5..1.5).
+    /// Momentum multiplier (its producers emit 0.5..1.5; not clamped).
     pub momentum: f64,
     /// Games this node knows of.
     pub game_count: u64,
@@ -158,12 +158,13 @@ pub fn staleness_factor(hours: f64, policy: &StalenessPolicy) -> f64 {
     ((hours - policy.fresh_hours) / span).min(1.0)
 }
 
-/// Additive velocity factor `1 - e^(-v / day_scale)` for Elo/day `v` (0 when `v <= 0`).
+/// Additive velocity factor `1 - e^(-v / s)` for Elo/day `v`, `s = max_velocity / 3` exactly (0 when `v <= 0`).
 pub fn velocity_factor(elo_per_day: f64, policy: &VelocityPolicy) -> f64 {
     if elo_per_day <= 0.0 {
         return 0.0;
     }
-    1.0 - (-elo_per_day / policy.day_scale).exp()
+    let scale = policy.max_velocity / 3.0;
+    1.0 - (-elo_per_day / scale).exp()
 }
 
 /// Velocity multiplier from Elo/hour.
@@ -284,10 +285,8 @@ pub fn additive_terms(s: &PrioritySignals, w: &PriorityWeights, p: &PriorityPoli
     let training = if s.training_pending { w.training } else { 0.0 };
     let exploration = (s.exploration_boost - 1.0) * w.exploration;
     let curriculum = (s.curriculum_weight - 1.0) * w.curriculum;
-    let improvement = s
-        .improvement_boost
-        .clamp(p.improvement_boost_min, p.improvement_boost_max)
-        * w.improvement;
+    // Not clamped: the original's producers keep it in -0.10..0.15, the formula takes it as given.
+    let improvement = s.improvement_boost * w.improvement;
     let quality = (s.quality - p.quality.baseline) * w.quality + s.quality_penalty;
     let deficit_target = data_deficit_target(s.config.board.is_large(), &p.data_deficit);
     let deficit = data_deficit_factor(s.game_count, deficit_target) * w.data_deficit;
@@ -318,9 +317,9 @@ pub fn priority_score(
 ) -> PriorityBreakdown {
     let additive = additive_terms(s, w, p);
     let tier = static_override_tier(s.config, p);
-    let momentum = s.momentum.clamp(p.momentum_min, p.momentum_max);
+    // Not clamped either (its producers keep it in 0.5..1.5).
     let multiplier = s.exploration_boost
-        * momentum
+        * s.momentum
         * velocity_multiplier(s.elo_velocity_per_hour, &p.velocity)
         * elo_gap_factor(s.current_elo, s.target_elo, &p.elo)
         * p.override_tiers.multiplier(tier)
@@ -366,16 +365,26 @@ pub fn usable_elo_per_hour(elo_per_hour: f64, history_hours: f64, p: &PriorityPo
     }
 }
 
-/// Partial curriculum normalisation: every weight times `1 + (n / sum(w) - 1) * scale`.
-pub fn normalise_curriculum_weights(weights: &mut [f64], scale: f64) {
-    let sum: f64 = weights.iter().sum();
-    if weights.is_empty() || sum <= 0.0 {
-        return;
-    }
-    let factor = 1.0 + (weights.len() as f64 / sum - 1.0) * scale;
-    for weight in weights {
-        *weight *= factor;
-    }
+/// The original's `_get_curriculum_weights`: the raw curriculum weights of the given configs, normalised over all
+/// 12 configs (a config not given counts 1.0). Let `sum` be the 12 weights' total; only when `|sum - 12|` exceeds
+/// `policy.curriculum_tolerance` is every weight multiplied by `1 + (12 / sum - 1) * policy.curriculum_normalisation`.
+/// Returns the weights in input order (a config given twice counts once in the sum, its first weight).
+pub fn normalised_curriculum_weights(
+    raw: &[(ConfigKey, f64)],
+    policy: &PriorityPolicy,
+) -> Vec<f64> {
+    let all = ConfigKey::all();
+    let total = all.len() as f64;
+    let sum: f64 = all
+        .iter()
+        .map(|key| raw.iter().find(|(k, _)| k == key).map_or(1.0, |(_, w)| *w))
+        .sum();
+    let factor = if (sum - total).abs() > policy.curriculum_tolerance && sum > 0.0 {
+        1.0 + (total / sum - 1.0) * policy.curriculum_normalisation
+    } else {
+        1.0
+    };
+    raw.iter().map(|(_, w)| w * factor).collect()
 }
 
 /// Priorities of many configs at once, in input order.
@@ -495,7 +504,10 @@ mod tests {
         let v = VelocityPolicy::default();
         assert!((velocity_factor(50.0, &v) - 0.777).abs() < 5e-4);
         assert!((velocity_factor(100.0, &v) - 0.950).abs() < 5e-4);
-        close(velocity_factor(50.0, &v), 1.0 - (-50.0f64 / 33.33).exp());
+        close(
+            velocity_factor(50.0, &v),
+            1.0 - (-50.0f64 * 3.0 / 100.0).exp(),
+        );
         close(velocity_factor(0.0, &v), 0.0);
         close(velocity_factor(-5.0, &v), 0.0);
         for (games, expected) in [(0, 1.0), (500, 0.5), (1500, 0.0)] {
@@ -623,14 +635,92 @@ mod tests {
         close(usable_elo_per_hour(3.0, 0.5, &p), 3.0);
     }
 
+    /// `actual` equals `expected` to 1e-9 relative (the bar for "equal to the original").
+    fn same(actual: f64, expected: f64) {
+        let scale = expected.abs().max(1e-300);
+        assert!(
+            ((actual - expected) / scale).abs() < 1e-9,
+            "got {actual:.15}, expected {expected:.15}"
+        );
+    }
+
     #[test]
-    fn curriculum_normalisation_is_partial() {
-        let mut weights = [1.0, 1.0, 2.0];
-        normalise_curriculum_weights(&mut weights, 0.5);
-        let factor = 1.0 + (3.0 / 4.0 - 1.0) * 0.5;
-        close(weights[2], 2.0 * factor);
-        let mut neutral = [1.0; 12];
-        normalise_curriculum_weights(&mut neutral, 0.5);
-        close(neutral[0], 1.0);
+    fn velocity_scale_is_exactly_a_third_of_max_velocity() {
+        let v = VelocityPolicy::default();
+        same(velocity_factor(100.0, &v), 0.950212931632136);
+        same(velocity_factor(100.0, &v), 1.0 - (-3.0f64).exp());
+        // The rounded 33.33 was off in the 6th digit.
+        let rounded = 1.0 - (-100.0f64 / 33.33).exp();
+        assert!((rounded - 0.950212931632136).abs() > 1e-6);
+    }
+
+    fn weights(pairs: &[(&str, f64)]) -> Vec<(ConfigKey, f64)> {
+        pairs.iter().map(|(k, w)| (key(k), *w)).collect()
+    }
+
+    #[test]
+    fn curriculum_weights_summing_within_the_band_are_unchanged() {
+        let p = PriorityPolicy::default();
+        let mut all: Vec<(ConfigKey, f64)> =
+            ConfigKey::all().into_iter().map(|k| (k, 1.0)).collect();
+        all[0].1 = 1.008;
+        let sum: f64 = all.iter().map(|(_, w)| w).sum();
+        same(sum, 12.008);
+        let out = normalised_curriculum_weights(&all, &p);
+        for ((_, raw), normalised) in all.iter().zip(&out) {
+            assert_eq!(raw, normalised, "12.008 is within 0.01 of 12: no scaling");
+        }
+        // Just outside the band: scaled.
+        all[0].1 = 1.02;
+        let out = normalised_curriculum_weights(&all, &p);
+        same(out[0], 1.02 * (1.0 + (12.0 / 12.02 - 1.0) * 0.5));
+    }
+
+    #[test]
+    fn curriculum_normalisation_pads_missing_configs_with_one() {
+        let p = PriorityPolicy::default();
+        let out =
+            normalised_curriculum_weights(&weights(&[("hex8_2p", 2.0), ("square8_3p", 1.0)]), &p);
+        // The other 10 configs count 1.0: sum 13, scale 1 + (12/13 - 1) * 0.5.
+        let scale = 1.0 + (12.0 / 13.0 - 1.0) * 0.5;
+        same(scale, 0.9615384615384616);
+        same(out[0], 2.0 * scale);
+        same(out[1], scale);
+        // Over the given configs alone (the old rule) the scale would be 1 + (2/3 - 1) * 0.5: 2 % off.
+        assert!((out[1] - (1.0 + (2.0 / 3.0 - 1.0) * 0.5)).abs() > 0.1);
+        // Neutral weights, all or none given: untouched.
+        assert!(normalised_curriculum_weights(&[], &p).is_empty());
+        let neutral: Vec<_> = ConfigKey::all().into_iter().map(|k| (k, 1.0)).collect();
+        assert!(normalised_curriculum_weights(&neutral, &p)
+            .iter()
+            .all(|w| *w == 1.0));
+    }
+
+    #[test]
+    fn improvement_boost_and_momentum_are_not_clamped() {
+        // The mature config of scenario 1 with improvement 0.5 and momentum 2.0 (outside their usual ranges).
+        let s = PrioritySignals {
+            game_count: 10_000,
+            current_elo: 1700.0,
+            staleness_hours: 4.0,
+            elo_uncertainty: 3.0,
+            cluster_game_count: 20_000,
+            improvement_boost: 0.5,
+            momentum: 2.0,
+            ..bare("hex8_2p")
+        };
+        let base = 0.30 + 0.9 * 0.10 + 0.02 * (0.4 * 0.01 + 0.3 * 0.6 + 0.3 * 0.003);
+        let multiplier = 0.85 * 1.6 * 12.0;
+        same(score(&s), (base + 0.5 * 0.08) * 2.0 * multiplier);
+        // The old clamps (0.15, 1.5) would have scored it much lower.
+        let clamped = (base + 0.15 * 0.08) * 1.5 * multiplier;
+        assert!(score(&s) > clamped * 1.4, "{} vs {clamped}", score(&s));
+        // Below the usual ranges too.
+        let low = PrioritySignals {
+            improvement_boost: -0.5,
+            momentum: 0.1,
+            ..s.clone()
+        };
+        same(score(&low), (base - 0.5 * 0.08) * 0.1 * multiplier);
     }
 }

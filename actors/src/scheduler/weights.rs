@@ -5,10 +5,12 @@
 //! average Elo raises the curriculum weight. The actor recomputes these every 60 s; this module
 //! only knows the formula.
 
+use serde::{Deserialize, Serialize};
+
 use super::config::{DynamicWeightPolicy, PriorityWeights};
 
 /// The cluster state the weights follow.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct ClusterSignals {
     /// Share of GPUs with nothing to do, 0-1.
     pub idle_gpu_fraction: f64,
@@ -28,6 +30,32 @@ impl Default for ClusterSignals {
             configs_at_target_fraction: 0.0,
             average_elo: 1500.0,
         }
+    }
+}
+
+/// The cluster state a plan can ask its weights to follow (`dynamic_weights` in the plan state JSON); the Elo
+/// figures come from the state's configs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterLoad {
+    /// Share of GPUs (nodes) with nothing to do, 0-1.
+    pub idle_gpu_fraction: f64,
+    /// Training runs waiting.
+    pub training_queue_depth: u32,
+}
+
+/// The signals for `load` and the configs' Elos (`target_elo`: the priority policy's).
+pub fn cluster_signals(load: ClusterLoad, elos: &[f64], target_elo: f64) -> ClusterSignals {
+    let n = elos.len().max(1) as f64;
+    ClusterSignals {
+        idle_gpu_fraction: load.idle_gpu_fraction.clamp(0.0, 1.0),
+        training_queue_depth: load.training_queue_depth,
+        configs_at_target_fraction: elos.iter().filter(|e| **e >= target_elo).count() as f64 / n,
+        average_elo: if elos.is_empty() {
+            ClusterSignals::default().average_elo
+        } else {
+            elos.iter().sum::<f64>() / n
+        },
     }
 }
 
@@ -159,6 +187,26 @@ mod tests {
             ..ClusterSignals::default()
         });
         close(clamped.staleness, 0.15);
+    }
+
+    #[test]
+    fn signals_from_load_and_elos() {
+        let s = cluster_signals(
+            ClusterLoad {
+                idle_gpu_fraction: 0.6,
+                training_queue_depth: 2,
+            },
+            &[2000.0, 2100.0, 1600.0, 1500.0],
+            2000.0,
+        );
+        close(s.idle_gpu_fraction, 0.6);
+        close(s.configs_at_target_fraction, 0.5);
+        close(s.average_elo, 1800.0);
+        assert_eq!(s.training_queue_depth, 2);
+        assert_eq!(
+            cluster_signals(ClusterLoad::default(), &[], 2000.0),
+            ClusterSignals::default()
+        );
     }
 
     #[test]

@@ -40,8 +40,12 @@ use crate::data_server::config::DataServerConfig;
 use crate::process::{signal_group, spawn_owned, terminate, Ended, ProcessError};
 use crate::runtime::circuit_breaker::Jitter;
 use crate::runtime::{
-    ActorRef, Behavior, ChildOptions, ChildSpec, Ctx, HandlerError, Handles, TaskId, WorkerSpec,
+    ActorRef, Behavior, ChildOptions, ChildSpec, Ctx, HandlerError, Handles, HealthBoard,
+    HealthCheck, TaskId, WorkerSpec,
 };
+
+/// The name of the check the monitor publishes on the health board.
+pub const HEALTH_CHECK: &str = "data_server";
 
 /// How long the keeper keeps reading a dead server's stderr for its last lines.
 const STDERR_DRAIN: Duration = Duration::from_millis(500);
@@ -68,16 +72,20 @@ pub struct DataServerMonitor {
     client: Option<awc::Client>,
     wake: Option<TaskId>,
     restarts_counted: u64,
+    health: HealthBoard,
+    published_health: Option<HealthCheck>,
 }
 
 impl DataServerMonitor {
-    /// A monitor that runs `command` (see [`ServerCommand::current_exe`]) with `config` as node `node`, and calls
-    /// `on_state` on every change between up, down, circuit open and stopped.
+    /// A monitor that runs `command` (see [`ServerCommand::current_exe`]) with `config` as node `node`, calls
+    /// `on_state` on every change between up, down, circuit open and stopped, and keeps the check
+    /// [`HEALTH_CHECK`] on `health` up to date.
     pub fn new(
         config: DataServerConfig,
         node: impl Into<String>,
         command: ServerCommand,
         on_state: StateListener,
+        health: HealthBoard,
     ) -> Self {
         let policy = MonitorPolicy::new(&config, Jitter::random(), fastrand::u64(..));
         Self {
@@ -90,6 +98,8 @@ impl DataServerMonitor {
             client: None,
             wake: None,
             restarts_counted: 0,
+            health,
+            published_health: None,
         }
     }
 
@@ -112,7 +122,17 @@ impl DataServerMonitor {
             }
         }
         self.update_metrics();
+        self.publish_health();
         self.reschedule(ctx);
+    }
+
+    /// Sets the board's check when it changed (the policy words it; the shell only carries it).
+    fn publish_health(&mut self) {
+        let check = self.policy.health(Instant::now());
+        if self.published_health.as_ref() != Some(&check) {
+            self.health.set(HEALTH_CHECK, check.clone());
+            self.published_health = Some(check);
+        }
     }
 
     fn spawn_server(&mut self, run_id: u64, ctx: &mut Ctx<'_, Self>) -> Result<u32, ProcessError> {
@@ -307,6 +327,7 @@ pub fn monitor_child(
     node: String,
     command: ServerCommand,
     on_state: StateListener,
+    health: HealthBoard,
 ) -> ChildSpec {
     spec.factory(move || {
         DataServerMonitor::new(
@@ -314,6 +335,7 @@ pub fn monitor_child(
             node.clone(),
             command.clone(),
             on_state.clone(),
+            health.clone(),
         )
     })
 }
@@ -360,11 +382,11 @@ fn log_notice(bind: &str, notice: Notice) {
             ended,
             stderr_tail,
         } => {
-            tracing::warn!(pid, ?ended, stderr = ?stderr_tail, "data server exited")
+            tracing::warn!(pid, ended = %ended.map_or_else(|| "ended".to_string(), |e| e.to_string()), stderr_tail = %stderr_tail.join(" | "), "data server exited")
         }
         Notice::AddressInUse { bind, stderr_tail } => tracing::error!(
             %bind,
-            stderr = ?stderr_tail,
+            stderr_tail = %stderr_tail.join(" | "),
             "data server cannot listen: address {bind} is already in use; stop the process listening there or change data_server.bind (retrying with backoff)"
         ),
         Notice::SpawnFailed { error } => {
@@ -510,7 +532,7 @@ async fn wait_or_stop(
     }
 }
 
-/// Logs each stderr line of the server and keeps the last [`STDERR_TAIL_LINES`].
+/// Logs each stderr line of the server at its own level and keeps the last [`STDERR_TAIL_LINES`].
 async fn relay_stderr(
     stderr: Option<impl AsyncRead + Unpin>,
     pid: u32,
@@ -527,7 +549,22 @@ async fn relay_stderr(
             Ok(0) => return,
             Ok(_) => {
                 let line = String::from_utf8_lossy(&buffer).trim_end().to_string();
-                tracing::info!(target: "data_server", pid, "{line}");
+                // The server's own lines keep their level; a line it did not log (a panic) is a warning.
+                match crate::logging::parse_line(&line) {
+                    (Some(tracing::Level::ERROR), text) => {
+                        tracing::error!(target: "data_server", pid, "{text}")
+                    }
+                    (Some(tracing::Level::WARN) | None, text) => {
+                        tracing::warn!(target: "data_server", pid, "{text}")
+                    }
+                    (Some(tracing::Level::INFO), text) => {
+                        tracing::info!(target: "data_server", pid, "{text}")
+                    }
+                    (Some(tracing::Level::DEBUG), text) => {
+                        tracing::debug!(target: "data_server", pid, "{text}")
+                    }
+                    (Some(_), text) => tracing::trace!(target: "data_server", pid, "{text}"),
+                }
                 let mut tail = tail.borrow_mut();
                 if tail.len() == STDERR_TAIL_LINES {
                     tail.pop_front();

@@ -9,7 +9,8 @@
 //!   the server hangs: it is killed (SIGTERM, `stop_grace`, SIGKILL) and restarted.
 //! - An exit (or a failed start) schedules a restart after `restart_backoff_initial`, doubling for each restart in
 //!   a row up to `restart_backoff_max`; a healthy server resets the doubling.
-//! - At most `max_restarts` restarts within `restart_window`: the next one opens the circuit instead. An open
+//! - At most `max_restarts` restarts within `restart_window` (counted by `backoff::RestartWindow`, whose edge
+//!   keeps a restart exactly `restart_window` old inside): the next one opens the circuit instead. An open
 //!   circuit allows no restart for its open period (`circuit_recovery`, doubled on each re-open, see
 //!   [`CircuitBreaker`]), then one half-open attempt: up closes the circuit, a failure re-opens it.
 //! - A port already in use (recognised in the child's last stderr lines) is a clear error naming the address,
@@ -17,16 +18,17 @@
 //!
 //! The restart window is counted here; the breaker only holds the open/half-open state (threshold 1, one probe).
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::data_server::config::DataServerConfig;
 use crate::process::Ended;
+use crate::runtime::backoff::{Exponential, RestartWindow};
 use crate::runtime::circuit_breaker::{
     BreakerConfig, BreakerSnapshot, BreakerState, CircuitBreaker, Decision, Jitter,
 };
+use crate::runtime::health::{HealthCheck, HealthStatus};
 
 /// How often `/health` is polled while a freshly started server is not up yet (or `health_interval` if shorter).
 pub const STARTUP_POLL: Duration = Duration::from_millis(100);
@@ -187,7 +189,7 @@ pub struct MonitorPolicy {
     phase: Phase,
     breaker: CircuitBreaker,
     probing: bool,
-    restart_times: VecDeque<Instant>,
+    restart_window: RestartWindow,
     restarts: u64,
     restarts_in_a_row: u32,
     consecutive_failed_checks: u32,
@@ -207,7 +209,7 @@ impl MonitorPolicy {
             phase: Phase::Idle,
             breaker: CircuitBreaker::with_jitter(breaker_config(config), jitter),
             probing: false,
-            restart_times: VecDeque::new(),
+            restart_window: RestartWindow::new(config.max_restarts, config.restart_window),
             restarts: 0,
             restarts_in_a_row: 0,
             consecutive_failed_checks: 0,
@@ -459,6 +461,54 @@ impl MonitorPolicy {
         }
     }
 
+    /// The `data_server` health check at `now`: up is ok, starting (after a start or a restart) is degraded, down
+    /// (no server, a restart scheduled), circuit open or stopped is failing. The detail says why and what next.
+    pub fn health(&self, now: Instant) -> HealthCheck {
+        let bind = &self.config.bind;
+        let why = self
+            .last_error
+            .as_deref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default();
+        match self.phase {
+            Phase::Up { run } => HealthCheck::ok(format!(
+                "up: pid {} serves files on {bind} ({} restarts)",
+                run.pid, self.restarts
+            )),
+            Phase::Idle | Phase::Spawning { .. } | Phase::Starting { .. } => HealthCheck::new(
+                HealthStatus::Degraded,
+                format!(
+                    "starting on {bind}, not answering yet ({} restarts){why}",
+                    self.restarts
+                ),
+            ),
+            Phase::Killing { pid, .. } => HealthCheck::new(
+                HealthStatus::Failing,
+                format!("down: killing hung server {pid}; a restart follows{why}"),
+            ),
+            Phase::Backoff { until } => HealthCheck::new(
+                HealthStatus::Failing,
+                format!(
+                    "down: restarting after a {} backoff{why}",
+                    humantime::format_duration(round_ms(until.saturating_duration_since(now)))
+                ),
+            ),
+            Phase::CircuitOpen { until } => HealthCheck::new(
+                HealthStatus::Failing,
+                format!(
+                    "circuit open after too many restarts (max {} within {}); one attempt after a {} open period{why}",
+                    self.config.max_restarts,
+                    humantime::format_duration(self.config.restart_window),
+                    humantime::format_duration(round_ms(until.saturating_duration_since(now)))
+                ),
+            ),
+            Phase::Stopped => HealthCheck::new(
+                HealthStatus::Failing,
+                "stopped: the monitor is shutting down; no data server runs",
+            ),
+        }
+    }
+
     /// True while the circuit is open (or half-open, waiting for its attempt).
     pub fn circuit_open(&self, now: Instant) -> bool {
         self.breaker.state(now) != BreakerState::Closed
@@ -488,30 +538,23 @@ impl MonitorPolicy {
     fn record_restart(&mut self, now: Instant) {
         self.restarts = self.restarts.saturating_add(1);
         self.restarts_in_a_row = self.restarts_in_a_row.saturating_add(1);
-        self.restart_times.push_back(now);
+        self.restart_window.record(now);
     }
 
     /// No server runs any more: schedule a restart, or open (re-open) the circuit.
     fn went_down(&mut self, now: Instant) -> Vec<Action> {
         self.consecutive_failed_checks = 0;
-        let window = self.config.restart_window;
-        while let Some(&first) = self.restart_times.front() {
-            if now.saturating_duration_since(first) >= window {
-                self.restart_times.pop_front();
-            } else {
-                break;
-            }
-        }
         let mut actions = Vec::new();
         let open = if self.probing {
             self.probing = false;
             true
         } else {
-            self.restart_times.len() >= self.config.max_restarts as usize
+            // More than `max_restarts` within `restart_window` (the one edge of `backoff::RestartWindow`).
+            self.restart_window.would_exceed(now)
         };
         if open {
             self.breaker.on_failure(now);
-            self.restart_times.clear();
+            self.restart_window.clear();
             let retry_in = match self.breaker.allow(now) {
                 Decision::Deny {
                     retry_in: Some(retry_in),
@@ -523,11 +566,12 @@ impl MonitorPolicy {
             };
             actions.push(Action::Log(Notice::CircuitOpened { retry_in }));
         } else {
-            let delay = restart_delay(
+            // The `restarts_in_a_row`-th restart in a row (0 = the first): `initial × 2^n`, capped at `max`.
+            let delay = Exponential::new(
                 self.config.restart_backoff_initial,
                 self.config.restart_backoff_max,
-                self.restarts_in_a_row,
-            );
+            )
+            .delay(self.restarts_in_a_row);
             self.phase = Phase::Backoff { until: now + delay };
             actions.push(Action::Log(Notice::RestartScheduled { delay }));
         }
@@ -570,16 +614,6 @@ pub fn breaker_config(config: &DataServerConfig) -> BreakerConfig {
     }
 }
 
-/// Delay before the `restarts_in_a_row`-th restart in a row (0 = the first): `initial × 2^n`, capped at `max`.
-pub fn restart_delay(initial: Duration, max: Duration, restarts_in_a_row: u32) -> Duration {
-    let doublings = restarts_in_a_row.min(40);
-    initial
-        .checked_mul(1u32 << doublings.min(31))
-        .and_then(|delay| if doublings > 31 { None } else { Some(delay) })
-        .unwrap_or(max)
-        .min(max)
-}
-
 /// True when the child's stderr says its address was taken.
 pub fn is_address_in_use(stderr_tail: &[String]) -> bool {
     stderr_tail.iter().any(|line| {
@@ -595,6 +629,11 @@ pub fn address_in_use_error(bind: &str) -> String {
     format!(
         "address {bind} is already in use by another process; stop it or change data_server.bind"
     )
+}
+
+/// `d` cut to whole milliseconds, for readable durations in details.
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis() as u64)
 }
 
 fn exit_error(pid: u32, exit: &ExitReport) -> String {
@@ -806,7 +845,7 @@ mod tests {
         ];
         for (in_a_row, expected) in table {
             assert_eq!(
-                restart_delay(ms(100), ms(30_000), in_a_row),
+                Exponential::new(ms(100), ms(30_000)).delay(in_a_row),
                 ms(expected),
                 "{in_a_row}"
             );
@@ -867,6 +906,62 @@ mod tests {
         assert!(actions.contains(&Action::Log(Notice::CircuitClosed)));
         assert_eq!(published(&actions), vec![MonitorState::Up]);
         assert!(!p.circuit_open(now + ms(60_000)));
+    }
+
+    #[test]
+    fn health_follows_the_server_through_down_starting_up_and_circuit_open() {
+        let mut now = Instant::now();
+        let cfg = DataServerConfig {
+            max_restarts: 1,
+            circuit_recovery: ms(1000),
+            ..config()
+        };
+        let mut p = MonitorPolicy::new(&cfg, Jitter::Fixed(0.0), 0);
+        let status = |p: &MonitorPolicy, now| p.health(now).status;
+        assert_eq!(status(&p, now), HealthStatus::Degraded, "not started yet");
+        let actions = p.start(now);
+        let run_id = bring_up(&mut p, now, &actions, 7);
+        let up = p.health(now);
+        assert_eq!(up.status, HealthStatus::Ok);
+        assert!(up.detail.contains("pid 7"), "{}", up.detail);
+
+        // Killed: down (failing) while the restart waits, starting (degraded) after it, up (ok) again.
+        p.exited(now, run_id, 7, exit_code(137));
+        let down = p.health(now);
+        assert_eq!(down.status, HealthStatus::Failing);
+        assert!(down.detail.contains("restarting after"), "{}", down.detail);
+        assert!(down.detail.contains("code 137"), "{}", down.detail);
+        now = p.next_wake().expect("restart scheduled");
+        let actions = p.tick(now);
+        let run_id = spawn_id(&actions).expect("restart");
+        p.spawned(now, run_id, 8);
+        assert_eq!(status(&p, now), HealthStatus::Degraded, "restarting");
+        p.health_checked(now, run_id, Ok(()));
+        assert_eq!(status(&p, now), HealthStatus::Ok);
+
+        // Killed again within the window: the circuit opens (failing) until its probe brings it back.
+        p.exited(now, run_id, 8, exit_code(137));
+        let open = p.health(now);
+        assert_eq!(open.status, HealthStatus::Failing);
+        assert!(open.detail.contains("circuit open"), "{}", open.detail);
+        now += ms(1000);
+        let run_id = spawn_id(&p.tick(now)).expect("probe");
+        p.spawned(now, run_id, 9);
+        assert_eq!(status(&p, now), HealthStatus::Degraded);
+        p.health_checked(now, run_id, Ok(()));
+        assert_eq!(status(&p, now), HealthStatus::Ok);
+
+        // Hung: failing while it is killed; stopped is failing too.
+        for _ in 0..cfg.failed_checks_before_restart {
+            now = p.next_wake().expect("next check");
+            p.tick(now);
+            p.health_checked(now, run_id, Err("timed out".into()));
+        }
+        let killing = p.health(now);
+        assert_eq!(killing.status, HealthStatus::Failing);
+        assert!(killing.detail.contains("hung"), "{}", killing.detail);
+        p.stop();
+        assert_eq!(status(&p, now), HealthStatus::Failing);
     }
 
     #[test]

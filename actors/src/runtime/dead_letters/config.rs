@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::units::ByteSize;
+
 /// Durable store for messages that could not be handled, with retry, abandon and purge rules.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -47,6 +49,26 @@ pub struct DeadLetterConfig {
     /// How often due letters are replayed, old ones purged, and the pending gauge refreshed.
     #[serde(with = "humantime_serde")]
     pub maintenance_every: Duration,
+    /// How long a replay whose work reports its outcome later (a replayed selfplay job: until the job finished)
+    /// may take before it counts as a failed replay.
+    #[serde(with = "humantime_serde")]
+    pub replay_outcome_timeout: Duration,
+    /// Letters waiting for the dead-letter actor at most; beyond it (a burst, a hung actor) letters go straight to
+    /// the spill file.
+    pub queue_capacity: usize,
+    /// Largest size of the spill file (`<path>.spill.jsonl`) that keeps letters the store cannot take; its space
+    /// is reserved at start so it still takes letters on a full disk. A letter beyond it is only logged (and
+    /// counted in `coordinator_dead_letters_lost_total`).
+    pub spill_max_bytes: ByteSize,
+    /// Store writes failing in a row before the dead-letter actor escalates (its supervisor restarts it) and
+    /// `/health` reports the `dead_letters` check failing.
+    pub store_max_failures: u32,
+    /// Wait before retrying a failing store; doubles after each failure.
+    #[serde(with = "humantime_serde")]
+    pub store_retry_base: Duration,
+    /// Longest wait between retries of a failing store.
+    #[serde(with = "humantime_serde")]
+    pub store_retry_max: Duration,
 }
 
 impl Default for DeadLetterConfig {
@@ -65,6 +87,12 @@ impl Default for DeadLetterConfig {
             log_summary_every: Duration::from_secs(5 * 60),
             replay_timeout: Duration::from_secs(10),
             maintenance_every: Duration::from_secs(30),
+            replay_outcome_timeout: Duration::from_secs(2 * 3600),
+            queue_capacity: 10_000,
+            spill_max_bytes: ByteSize::mib(16),
+            store_max_failures: 5,
+            store_retry_base: Duration::from_secs(1),
+            store_retry_max: Duration::from_secs(60),
         }
     }
 }

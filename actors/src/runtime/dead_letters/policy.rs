@@ -1,15 +1,15 @@
-//! Pure dead-letter rules, time injected: replay backoff, the retry/abandon transition, purge eligibility, the
-//! health level from the pending count, and the log limiter.
+//! Pure dead-letter rules, time injected: replay backoff, the retry/abandon transition, whether a replay may start,
+//! purge eligibility, the store's failure state, the `dead_letters` health check, and the log limiter.
 //!
 //! No I/O and no actix: the store applies these rules (and mirrors `is_purgeable` in SQL), the actor shell asks
 //! them what to log and report.
 
 use std::time::{Duration, Instant, SystemTime};
 
-use serde::{Deserialize, Serialize};
-
 use super::config::DeadLetterConfig;
 use super::record::{duration_ms, unix_ms, DeadLetter, DeadLetterStatus};
+use crate::runtime::backoff::Exponential;
+use crate::runtime::health::{HealthCheck, HealthStatus};
 
 /// The retry rules: backoff `min(base * 2^n, max)`, abandon after `max_retries` failed replays or `abandon_after`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,14 +54,7 @@ impl RetryPolicy {
 
     /// Wait before replay number `retries + 1`: `min(base * 2^retries, max)`, saturating.
     pub fn backoff(&self, retries: u32) -> Duration {
-        let factor = 1u32.checked_shl(retries).unwrap_or(0);
-        if factor == 0 {
-            return self.backoff_max;
-        }
-        self.backoff_base
-            .checked_mul(factor)
-            .unwrap_or(self.backoff_max)
-            .min(self.backoff_max)
+        Exponential::new(self.backoff_base, self.backoff_max).delay(retries)
     }
 
     /// When a freshly stored dead letter that already spent `retries` is first replayed automatically; `None` when
@@ -120,29 +113,197 @@ pub fn is_purgeable(
     status_ok && record.updated_at_ms <= purge_cutoff_ms(older_than, now)
 }
 
-/// Health level of the store from its pending count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DeadLetterHealth {
-    /// Fewer than `warn_pending` pending.
-    Ok,
-    /// At least `warn_pending` pending.
-    Warn,
-    /// More than `unhealthy_pending` pending.
-    Unhealthy,
+/// Whether a replay of `letter` may start: pending letters always; recovered and abandoned ones only when forced;
+/// never one already being replayed.
+pub fn may_replay(letter: &DeadLetter, in_flight: bool, force: bool) -> Result<(), ReplayRefused> {
+    if in_flight {
+        return Err(ReplayRefused::InFlight);
+    }
+    match letter.status {
+        DeadLetterStatus::Pending => Ok(()),
+        _ if force => Ok(()),
+        status => Err(ReplayRefused::Settled(status)),
+    }
 }
 
-impl DeadLetterHealth {
-    /// Level for `pending` rows: warn at `warn_pending`, unhealthy above `unhealthy_pending`.
-    pub fn from_pending(pending: u64, warn_pending: u64, unhealthy_pending: u64) -> Self {
-        if pending > unhealthy_pending {
-            Self::Unhealthy
-        } else if pending >= warn_pending {
-            Self::Warn
-        } else {
-            Self::Ok
+/// Why a replay was refused (the API answers 409).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ReplayRefused {
+    /// The letter is recovered or abandoned.
+    #[error("dead letter is {0}; replay it anyway with force (`?force=true`, `dead-letters replay ID --force`)")]
+    Settled(DeadLetterStatus),
+    /// A replay of this letter is still running.
+    #[error("a replay of this dead letter is still running; wait for its outcome")]
+    InFlight,
+}
+
+/// The store's write state: consecutive failures, retried with backoff; at `max_failures` in a row the actor
+/// escalates (crashes, so its supervisor restarts it and counts the restart against its intensity).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreHealth {
+    max_failures: u32,
+    retry: Exponential,
+    failures: u32,
+    last_error: Option<String>,
+    next_try: Option<Instant>,
+}
+
+/// What a failed store write leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreVerdict {
+    /// Keep spilling; try the store again after `after`.
+    RetryAfter {
+        /// Wait before the next try.
+        after: Duration,
+    },
+    /// `max_failures` in a row: fail like a crashing child (the supervisor restarts the actor), keep spilling.
+    Escalate {
+        /// Failures in a row.
+        failures: u32,
+    },
+}
+
+impl StoreHealth {
+    /// A healthy store; retries after `retry.base` doubling to `retry.max`, escalating at `max_failures` in a row.
+    pub fn new(max_failures: u32, retry: Exponential) -> Self {
+        StoreHealth {
+            max_failures: max_failures.max(1),
+            retry,
+            failures: 0,
+            last_error: None,
+            next_try: None,
         }
     }
+
+    /// The rules from the `dead_letters` config section.
+    pub fn from_config(config: &DeadLetterConfig) -> Self {
+        Self::new(
+            config.store_max_failures,
+            Exponential::new(config.store_retry_base, config.store_retry_max),
+        )
+    }
+
+    /// A write succeeded: `true` when this ends a failing spell.
+    pub fn on_success(&mut self) -> bool {
+        let was_failing = self.failures > 0;
+        self.failures = 0;
+        self.last_error = None;
+        self.next_try = None;
+        was_failing
+    }
+
+    /// A write failed at `now`.
+    pub fn on_failure(&mut self, error: &str, now: Instant) -> StoreVerdict {
+        let after = self.retry.delay(self.failures);
+        self.failures = self.failures.saturating_add(1);
+        self.last_error = Some(error.to_string());
+        self.next_try = Some(now + after);
+        if self.failures >= self.max_failures {
+            StoreVerdict::Escalate {
+                failures: self.failures,
+            }
+        } else {
+            StoreVerdict::RetryAfter { after }
+        }
+    }
+
+    /// Whether the store should be written at `now` (always while healthy; after the backoff while failing).
+    pub fn should_try(&self, now: Instant) -> bool {
+        self.next_try.is_none_or(|at| now >= at)
+    }
+
+    /// Whether the last write failed.
+    pub fn is_failing(&self) -> bool {
+        self.failures > 0
+    }
+
+    /// Whether the failures in a row reached the limit.
+    pub fn past_limit(&self) -> bool {
+        self.failures >= self.max_failures
+    }
+
+    /// Failures in a row.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// The last write error, while failing.
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+}
+
+/// What the `dead_letters` health check is computed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthInputs<'a> {
+    /// Pending rows in the store (`None` when the store could not be counted).
+    pub pending: Option<u64>,
+    /// Letters waiting in the spill file.
+    pub spilled: u64,
+    /// Failures in a row of the store.
+    pub store_failures: u32,
+    /// Whether they reached `store_max_failures`.
+    pub store_past_limit: bool,
+    /// The last store error.
+    pub store_error: Option<&'a str>,
+    /// Pending count at which the check turns degraded.
+    pub warn_pending: u64,
+    /// Pending count above which it fails.
+    pub unhealthy_pending: u64,
+}
+
+/// The `dead_letters` health check: failing when the store failed `store_max_failures` times in a row or more
+/// than `unhealthy_pending` letters are pending; degraded while letters are spilled (store failing or queue
+/// overflowing) or at least `warn_pending` are pending; else ok.
+pub fn health_check(inputs: HealthInputs<'_>) -> HealthCheck {
+    let pending = inputs.pending.unwrap_or(0);
+    let error = inputs.store_error.unwrap_or("unknown error");
+    if inputs.store_past_limit {
+        return HealthCheck::new(
+            HealthStatus::Failing,
+            format!(
+                "store failed {} writes in a row (last: {error}); {} letters kept in the spill file; see docs/operations.md \"dead-letter store failing\"",
+                inputs.store_failures, inputs.spilled
+            ),
+        );
+    }
+    if pending > inputs.unhealthy_pending {
+        return HealthCheck::new(
+            HealthStatus::Failing,
+            format!(
+                "{pending} dead letters pending (more than {}); inspect, replay or purge them",
+                inputs.unhealthy_pending
+            ),
+        );
+    }
+    if inputs.store_failures > 0 {
+        return HealthCheck::new(
+            HealthStatus::Degraded,
+            format!(
+                "store failing ({} in a row, last: {error}); {} letters kept in the spill file, moved into the store when it works again",
+                inputs.store_failures, inputs.spilled
+            ),
+        );
+    }
+    if inputs.spilled > 0 {
+        return HealthCheck::new(
+            HealthStatus::Degraded,
+            format!(
+                "{} letters in the spill file, moved into the store at the next maintenance",
+                inputs.spilled
+            ),
+        );
+    }
+    if pending >= inputs.warn_pending {
+        return HealthCheck::new(
+            HealthStatus::Degraded,
+            format!(
+                "{pending} dead letters pending (warning level {}); see `coordinator dead-letters list`",
+                inputs.warn_pending
+            ),
+        );
+    }
+    HealthCheck::ok(format!("store writable, {pending} pending"))
 }
 
 /// What to do with one log-worthy event.
@@ -371,22 +532,119 @@ mod tests {
         }
     }
 
+    fn inputs(pending: u64) -> HealthInputs<'static> {
+        HealthInputs {
+            pending: Some(pending),
+            spilled: 0,
+            store_failures: 0,
+            store_past_limit: false,
+            store_error: None,
+            warn_pending: 50,
+            unhealthy_pending: 1000,
+        }
+    }
+
     #[test]
-    fn health_warns_at_50_and_is_unhealthy_above_1000() {
+    fn health_warns_at_50_and_fails_above_1000() {
         let cases = [
-            (0, DeadLetterHealth::Ok),
-            (49, DeadLetterHealth::Ok),
-            (50, DeadLetterHealth::Warn),
-            (1000, DeadLetterHealth::Warn),
-            (1001, DeadLetterHealth::Unhealthy),
+            (0, HealthStatus::Ok),
+            (49, HealthStatus::Ok),
+            (50, HealthStatus::Degraded),
+            (1000, HealthStatus::Degraded),
+            (1001, HealthStatus::Failing),
         ];
         for (pending, expected) in cases {
-            assert_eq!(
-                DeadLetterHealth::from_pending(pending, 50, 1000),
-                expected,
-                "{pending}"
-            );
+            assert_eq!(health_check(inputs(pending)).status, expected, "{pending}");
         }
+    }
+
+    #[test]
+    fn health_is_degraded_while_spilling_and_failing_past_the_store_limit() {
+        let spilling = HealthInputs {
+            spilled: 3,
+            ..inputs(0)
+        };
+        let check = health_check(spilling);
+        assert_eq!(check.status, HealthStatus::Degraded);
+        assert!(
+            check.detail.contains("3 letters in the spill file"),
+            "{}",
+            check.detail
+        );
+        let store_failing = HealthInputs {
+            store_failures: 2,
+            store_error: Some("database or disk is full"),
+            ..spilling
+        };
+        let check = health_check(store_failing);
+        assert_eq!(check.status, HealthStatus::Degraded);
+        assert!(check.detail.contains("disk is full"), "{}", check.detail);
+        let past = HealthInputs {
+            store_failures: 5,
+            store_past_limit: true,
+            ..store_failing
+        };
+        let check = health_check(past);
+        assert_eq!(check.status, HealthStatus::Failing);
+        assert!(
+            check.detail.contains("5 writes in a row"),
+            "{}",
+            check.detail
+        );
+    }
+
+    #[test]
+    fn store_failures_back_off_then_escalate_and_success_resets() {
+        let t0 = Instant::now();
+        let mut store = StoreHealth::new(
+            3,
+            Exponential::new(Duration::from_secs(1), Duration::from_secs(60)),
+        );
+        assert!(store.should_try(t0));
+        assert_eq!(
+            store.on_failure("full", t0),
+            StoreVerdict::RetryAfter {
+                after: Duration::from_secs(1)
+            }
+        );
+        assert!(!store.should_try(t0 + Duration::from_millis(999)));
+        assert!(store.should_try(t0 + Duration::from_secs(1)));
+        assert_eq!(
+            store.on_failure("full", t0),
+            StoreVerdict::RetryAfter {
+                after: Duration::from_secs(2)
+            }
+        );
+        assert_eq!(
+            store.on_failure("full", t0),
+            StoreVerdict::Escalate { failures: 3 }
+        );
+        assert!(store.past_limit() && store.is_failing());
+        assert_eq!(store.last_error(), Some("full"));
+        assert!(store.on_success(), "ends the failing spell");
+        assert!(!store.on_success());
+        assert!(!store.is_failing() && store.should_try(t0));
+    }
+
+    #[test]
+    fn settled_letters_replay_only_when_forced_and_never_twice_at_once() {
+        let pending = record(0, DeadLetterStatus::Pending, 0);
+        assert_eq!(may_replay(&pending, false, false), Ok(()));
+        assert_eq!(
+            may_replay(&pending, true, true),
+            Err(ReplayRefused::InFlight)
+        );
+        for status in [DeadLetterStatus::Recovered, DeadLetterStatus::Abandoned] {
+            let settled = record(0, status, 0);
+            assert_eq!(
+                may_replay(&settled, false, false),
+                Err(ReplayRefused::Settled(status))
+            );
+            assert_eq!(may_replay(&settled, false, true), Ok(()));
+        }
+        assert!(ReplayRefused::Settled(DeadLetterStatus::Recovered)
+            .to_string()
+            .contains("force=true"));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! Owns the JSON shape of the control API (`id, at, actor, msg, payload, error, correlation_id, retries, status`, plus
 //! `updated_at` and `next_retry_at`). Times are kept as unix milliseconds and written to JSON as RFC 3339 strings.
-//! No I/O and no policy here.
+//! Also how a message becomes a record ([`dead_letter_for`]). No I/O and no policy here.
 
 use std::fmt;
 use std::str::FromStr;
@@ -73,6 +73,26 @@ pub struct NewDeadLetter {
     pub correlation_id: String,
     /// Retries already spent before it became a dead letter (0 for a first failure).
     pub retries: u32,
+}
+
+/// The dead-letter record of message `msg` sent to `actor` (payload as JSON, the meta's correlation id and retries).
+pub fn dead_letter_for<M: crate::runtime::Message>(
+    actor: &str,
+    msg: &M,
+    meta: crate::runtime::MessageMeta,
+    error: &str,
+) -> NewDeadLetter {
+    let payload = serde_json::to_value(msg).unwrap_or_else(
+        |e| serde_json::json!({ "unserializable": format!("payload could not be encoded: {e}") }),
+    );
+    NewDeadLetter {
+        actor: actor.to_string(),
+        msg: M::NAME.to_string(),
+        payload,
+        error: error.to_string(),
+        correlation_id: meta.correlation_id.to_string(),
+        retries: meta.retries,
+    }
 }
 
 /// A stored dead letter.
@@ -201,6 +221,19 @@ mod rfc3339_ms_opt {
         #[derive(Deserialize)]
         struct Wrap(#[serde(with = "super::rfc3339_ms")] i64);
         Ok(Option::<Wrap>::deserialize(deserializer)?.map(|Wrap(ms)| ms))
+    }
+}
+
+/// A letter for tests: `n` in the payload.
+#[cfg(test)]
+pub(crate) fn sample_letter(n: u32) -> NewDeadLetter {
+    NewDeadLetter {
+        actor: "sync".into(),
+        msg: "StartSync".into(),
+        payload: serde_json::json!({ "n": n }),
+        error: "boom".into(),
+        correlation_id: "00000000000000aa".into(),
+        retries: 0,
     }
 }
 

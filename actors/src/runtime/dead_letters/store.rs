@@ -112,6 +112,18 @@ pub enum StoreError {
         /// The id asked for.
         id: i64,
     },
+    /// A damaged store could not be moved aside (so no fresh store can take its place).
+    #[error("dead-letter store {path} is damaged ({reason}) and could not be moved aside to {aside}: {source}; move it away by hand or set dead_letters.path")]
+    MoveAside {
+        /// The store file.
+        path: PathBuf,
+        /// Where it was to go.
+        aside: PathBuf,
+        /// Why it is considered damaged.
+        reason: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// `max_entries` of zero would refuse every dead letter.
     #[error(
         "dead-letter store {path}: max_entries is 0; set dead_letters.max_entries to at least 1"
@@ -141,6 +153,98 @@ impl Evicted {
     pub fn is_empty(&self) -> bool {
         self.total() == 0
     }
+}
+
+/// A store opened by [`DeadLetterStore::open_checked`].
+#[derive(Debug)]
+pub struct Opened {
+    /// The store, ready for writes.
+    pub store: DeadLetterStore,
+    /// Set when a damaged file was moved aside and replaced.
+    pub damaged: Option<Damaged>,
+}
+
+/// What [`DeadLetterStore::open_checked`] did with a damaged store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damaged {
+    /// The store file (now a fresh store).
+    pub path: PathBuf,
+    /// Where the damaged file went.
+    pub moved_to: PathBuf,
+    /// What was wrong with it.
+    pub reason: String,
+    /// Rows copied from it into the fresh store.
+    pub salvaged: usize,
+}
+
+/// `<path>.damaged-<YYYYMMDDTHHMMSSZ>`.
+fn aside_path(path: &Path, now: SystemTime) -> PathBuf {
+    let stamp: String = humantime::format_rfc3339_seconds(now)
+        .to_string()
+        .chars()
+        .filter(|c| !matches!(c, '-' | ':'))
+        .collect();
+    let mut name = path.as_os_str().to_os_string();
+    name.push(format!(".damaged-{stamp}"));
+    PathBuf::from(name)
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Renames the store and its `-wal`/`-shm` companions.
+fn move_aside(path: &Path, aside: &Path) -> std::io::Result<()> {
+    std::fs::rename(path, aside)?;
+    for suffix in ["-wal", "-shm"] {
+        let companion = with_suffix(path, suffix);
+        if companion.exists() {
+            std::fs::rename(&companion, with_suffix(aside, suffix))?;
+        }
+    }
+    Ok(())
+}
+
+/// The rows still readable in a damaged store: in id order until the first unreadable one, then from the top
+/// down to it (so one bad page in the middle loses only what is on it).
+fn salvage_rows(path: &Path) -> Vec<RawRow> {
+    let Ok(conn) = Connection::open(path) else {
+        return Vec::new();
+    };
+    let read = |order: &str, bound: Option<i64>| -> Vec<RawRow> {
+        let sql = match bound {
+            None => format!("SELECT {COLUMNS} FROM dead_letters ORDER BY id {order}"),
+            Some(_) => {
+                format!("SELECT {COLUMNS} FROM dead_letters WHERE id > ?1 ORDER BY id {order}")
+            }
+        };
+        let mut rows = Vec::new();
+        let Ok(mut statement) = conn.prepare(&sql) else {
+            return rows;
+        };
+        let query = match bound {
+            None => statement.query([]),
+            Some(b) => statement.query([b]),
+        };
+        let Ok(mut cursor) = query else {
+            return rows;
+        };
+        while let Ok(Some(row)) = cursor.next() {
+            match RawRow::read(row) {
+                Ok(raw) => rows.push(raw),
+                Err(_) => break,
+            }
+        }
+        rows
+    };
+    let mut rows = read("ASC", None);
+    let last = rows.last().map(|r| r.id).unwrap_or(i64::MIN);
+    let mut tail = read("DESC", Some(last));
+    tail.reverse();
+    rows.extend(tail);
+    rows
 }
 
 /// The durable dead-letter table. One per process; writes take `&mut self`.
@@ -225,6 +329,86 @@ impl DeadLetterStore {
             config.max_entries,
             RetryPolicy::from_config(config),
         )
+    }
+
+    /// Open the configured store after checking it: a zero-length file, one SQLite cannot open, or one failing
+    /// `PRAGMA quick_check` is moved aside (`<path>.damaged-<UTC timestamp>`, with its `-wal`/`-shm`), the rows still
+    /// readable are copied into a fresh store at `path`, and [`Opened::damaged`] says what happened so the caller
+    /// logs an error naming both files. Fails only when the store cannot be opened or moved aside at all.
+    pub fn open_checked(config: &DeadLetterConfig, now: SystemTime) -> Result<Opened, StoreError> {
+        let path = config.path.clone();
+        let policy = RetryPolicy::from_config(config);
+        let reason = match std::fs::metadata(&path) {
+            Ok(meta) if meta.len() == 0 => Some("the file is empty (zero length)".to_string()),
+            _ => None,
+        };
+        let reason = match reason {
+            Some(reason) => reason,
+            None => match Self::open_with_policy(&path, config.max_entries, policy) {
+                Ok(store) => match store.quick_check() {
+                    Ok(()) => {
+                        return Ok(Opened {
+                            store,
+                            damaged: None,
+                        })
+                    }
+                    Err(reason) => reason,
+                },
+                Err(StoreError::Open { source, .. }) => source.to_string(),
+                Err(other) => return Err(other),
+            },
+        };
+        let aside = aside_path(&path, now);
+        move_aside(&path, &aside).map_err(|source| StoreError::MoveAside {
+            path: path.clone(),
+            aside: aside.clone(),
+            reason: reason.clone(),
+            source,
+        })?;
+        let salvaged_rows = salvage_rows(&aside);
+        let mut store = Self::open_with_policy(&path, config.max_entries, policy)?;
+        let salvaged = salvaged_rows.len();
+        store.write("copy salvaged rows", |tx, _| {
+            for raw in &salvaged_rows {
+                tx.execute(
+                    &format!("INSERT OR IGNORE INTO dead_letters ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+                    params![
+                        raw.id, raw.at_ms, raw.actor, raw.msg, raw.payload, raw.error, raw.correlation_id,
+                        raw.retries, raw.status, raw.updated_at_ms, raw.next_retry_at_ms
+                    ],
+                )?;
+            }
+            Ok(())
+        })?;
+        Ok(Opened {
+            store,
+            damaged: Some(Damaged {
+                path,
+                moved_to: aside,
+                reason,
+                salvaged,
+            }),
+        })
+    }
+
+    /// `PRAGMA quick_check`: `Err(what it found)` unless the file is consistent.
+    pub fn quick_check(&self) -> Result<(), String> {
+        let mut statement = self
+            .conn
+            .prepare("PRAGMA quick_check")
+            .map_err(|e| format!("quick_check failed: {e}"))?;
+        let rows: Vec<String> = statement
+            .query_map([], |row| row.get::<_, String>(0))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| format!("quick_check failed: {e}"))?;
+        match rows.as_slice() {
+            [only] if only == "ok" => Ok(()),
+            [] => Err("quick_check returned nothing".to_string()),
+            found => Err(format!(
+                "quick_check found: {}",
+                found.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+            )),
+        }
     }
 
     /// Open with an explicit retry policy (used to schedule the first automatic replay of new rows).
@@ -327,10 +511,42 @@ impl DeadLetterStore {
         new: NewDeadLetter,
         now: SystemTime,
     ) -> Result<(DeadLetter, Evicted), StoreError> {
-        let now_ms = unix_ms(now);
-        let record = DeadLetter {
+        let record = self.new_record(new, unix_ms(now), now);
+        let (id, evicted) = self.write("insert", |tx, max_entries| {
+            let id = Self::insert_row(tx, &record)?;
+            let evicted = Self::evict_over_limit(tx, max_entries, id)?;
+            Ok((id, evicted))
+        })?;
+        Ok((DeadLetter { id, ..record }, evicted))
+    }
+
+    /// Store a batch of letters (spilled earlier at their `at_ms`) in one transaction: all or none, synced.
+    pub fn insert_batch(
+        &mut self,
+        batch: Vec<(NewDeadLetter, i64)>,
+        now: SystemTime,
+    ) -> Result<(Vec<i64>, Evicted), StoreError> {
+        let records: Vec<DeadLetter> = batch
+            .into_iter()
+            .map(|(new, at_ms)| self.new_record(new, at_ms, now))
+            .collect();
+        self.write("insert spilled letters", |tx, max_entries| {
+            let mut ids = Vec::with_capacity(records.len());
+            for record in &records {
+                ids.push(Self::insert_row(tx, record)?);
+            }
+            let evicted = match ids.last() {
+                Some(&last) => Self::evict_over_limit(tx, max_entries, last)?,
+                None => Evicted::default(),
+            };
+            Ok((ids, evicted))
+        })
+    }
+
+    fn new_record(&self, new: NewDeadLetter, at_ms: i64, now: SystemTime) -> DeadLetter {
+        DeadLetter {
             id: 0,
-            at_ms: now_ms,
+            at_ms,
             actor: new.actor,
             msg: new.msg,
             payload: new.payload,
@@ -338,33 +554,41 @@ impl DeadLetterStore {
             correlation_id: new.correlation_id,
             retries: new.retries,
             status: DeadLetterStatus::Pending,
-            updated_at_ms: now_ms,
+            updated_at_ms: unix_ms(now),
             next_retry_at_ms: self.policy.first_retry_at(new.retries, now),
-        };
-        let payload = record.payload.to_string();
-        let (id, evicted) = self
-            .write("insert", |tx, max_entries| {
-                tx.execute(
-                    "INSERT INTO dead_letters (at_ms, actor, msg, payload, error, correlation_id, retries, status,
-                     updated_at_ms, next_retry_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    params![
-                        record.at_ms,
-                        record.actor,
-                        record.msg,
-                        payload,
-                        record.error,
-                        record.correlation_id,
-                        record.retries,
-                        record.status.as_str(),
-                        record.updated_at_ms,
-                        record.next_retry_at_ms,
-                    ],
-                )?;
-                let id = tx.last_insert_rowid();
-                let evicted = Self::evict_over_limit(tx, max_entries, id)?;
-                Ok((id, evicted))
-            })?;
-        Ok((DeadLetter { id, ..record }, evicted))
+        }
+    }
+
+    fn insert_row(tx: &rusqlite::Transaction<'_>, record: &DeadLetter) -> rusqlite::Result<i64> {
+        tx.execute(
+            "INSERT INTO dead_letters (at_ms, actor, msg, payload, error, correlation_id, retries, status,
+             updated_at_ms, next_retry_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                record.at_ms,
+                record.actor,
+                record.msg,
+                record.payload.to_string(),
+                record.error,
+                record.correlation_id,
+                record.retries,
+                record.status.as_str(),
+                record.updated_at_ms,
+                record.next_retry_at_ms,
+            ],
+        )?;
+        Ok(tx.last_insert_rowid())
+    }
+
+    /// A replay of pending row `id` started: its next automatic replay moves to `until` (the replay's deadline),
+    /// so a replay whose outcome never comes (the daemon stopped meanwhile) is tried again after it, not at once.
+    pub fn mark_replay_started(&mut self, id: i64, until: SystemTime) -> Result<(), StoreError> {
+        self.write("mark replay started", |tx, _| {
+            tx.execute(
+                "UPDATE dead_letters SET next_retry_at_ms = ?2 WHERE id = ?1 AND status = 'pending'",
+                params![id, unix_ms(until)],
+            )
+        })?;
+        Ok(())
     }
 
     fn evict_over_limit(
@@ -1098,6 +1322,141 @@ mod tests {
         assert!(
             matches!(err, StoreError::CorruptRow { id: row, .. } if row == id),
             "{err:?}"
+        );
+    }
+
+    fn checked_config(dir: &Path) -> DeadLetterConfig {
+        DeadLetterConfig {
+            path: dir.join("state/dead_letters.db"),
+            ..DeadLetterConfig::default()
+        }
+    }
+
+    fn files_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn checked_open_keeps_a_healthy_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = checked_config(dir.path());
+        let mut store = DeadLetterStore::open_with_config(&config).unwrap();
+        store.insert(letter(1), at(T0)).unwrap();
+        drop(store);
+        let opened = DeadLetterStore::open_checked(&config, at(T0)).unwrap();
+        assert_eq!(opened.damaged, None);
+        assert_eq!(opened.store.counts().unwrap().pending, 1);
+    }
+
+    #[test]
+    fn a_zero_length_store_is_moved_aside_not_silently_recreated() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = checked_config(dir.path());
+        std::fs::create_dir_all(config.path.parent().unwrap()).unwrap();
+        std::fs::write(&config.path, b"").unwrap();
+        let opened = DeadLetterStore::open_checked(&config, at(T0)).unwrap();
+        let damaged = opened.damaged.expect("zero-length store is reported");
+        assert!(damaged.reason.contains("zero length"), "{}", damaged.reason);
+        assert_eq!(damaged.salvaged, 0);
+        assert!(damaged.moved_to.exists());
+        assert!(
+            damaged
+                .moved_to
+                .display()
+                .to_string()
+                .contains("dead_letters.db.damaged-20231114T221320Z"),
+            "{}",
+            damaged.moved_to.display()
+        );
+        assert_eq!(opened.store.counts().unwrap().total(), 0);
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_moved_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = checked_config(dir.path());
+        std::fs::create_dir_all(config.path.parent().unwrap()).unwrap();
+        std::fs::write(&config.path, "this is not a sqlite database\n".repeat(100)).unwrap();
+        let opened = DeadLetterStore::open_checked(&config, at(T0)).unwrap();
+        let damaged = opened.damaged.expect("reported");
+        assert!(damaged.moved_to.exists());
+        let names = files_in(config.path.parent().unwrap());
+        assert!(
+            names
+                .iter()
+                .any(|n| n.starts_with("dead_letters.db.damaged-")),
+            "{names:?}"
+        );
+    }
+
+    #[test]
+    fn a_corrupt_page_is_found_and_the_readable_rows_salvaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = checked_config(dir.path());
+        let mut store = DeadLetterStore::open_with_config(&config).unwrap();
+        let big = "x".repeat(600);
+        for n in 0..200 {
+            let mut l = letter(n);
+            l.error = format!("{n} {big}");
+            store.insert(l, at(T0)).unwrap();
+        }
+        drop(store); // last connection: checkpoints the WAL into the file
+        let pages = std::fs::metadata(&config.path).unwrap().len() / 4096;
+        assert!(pages > 20, "store has {pages} pages");
+        // Two pages of noise in the middle of the table, like a bad sector.
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&config.path)
+            .unwrap();
+        use std::io::{Seek, SeekFrom, Write};
+        file.seek(SeekFrom::Start(4096 * 10)).unwrap();
+        let noise: Vec<u8> = (0..8192u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        file.write_all(&noise).unwrap();
+        drop(file);
+        let opened = DeadLetterStore::open_checked(&config, at(T0)).unwrap();
+        let damaged = opened.damaged.expect("quick_check finds the corrupt page");
+        assert!(
+            damaged.salvaged > 100 && damaged.salvaged < 200,
+            "salvaged {}",
+            damaged.salvaged
+        );
+        let page = opened.store.list(1000, 0, None).unwrap();
+        assert_eq!(page.total as usize, damaged.salvaged);
+        assert!(
+            page.dead_letters.iter().any(|d| d.payload["n"] == 199),
+            "rows after the bad page are kept"
+        );
+        assert!(
+            page.dead_letters.iter().any(|d| d.payload["n"] == 0),
+            "rows before it too"
+        );
+        assert!(opened.store.quick_check().is_ok());
+    }
+
+    #[test]
+    fn a_batch_is_stored_whole_with_its_own_times() {
+        let (_dir, mut store) = temp_store(100);
+        let (ids, evicted) = store
+            .insert_batch(vec![(letter(1), T0 - 5000), (letter(2), T0 - 4000)], at(T0))
+            .unwrap();
+        assert_eq!(ids.len(), 2);
+        assert!(evicted.is_empty());
+        let first = store.get(ids[0]).unwrap().unwrap();
+        assert_eq!(first.at_ms, T0 - 5000);
+        assert_eq!(first.payload, letter(1).payload);
+        store
+            .mark_replay_started(ids[0], at(T0 + 3600 * SEC))
+            .unwrap();
+        assert_eq!(
+            store.get(ids[0]).unwrap().unwrap().next_retry_at_ms,
+            Some(T0 + 3600 * SEC)
         );
     }
 }
