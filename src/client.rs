@@ -239,8 +239,8 @@ fn offline(
     }
 }
 
-/// `coordinator sync --once [--peer P] [--api URL]`: `POST /sync/run`, print the cycle's report; exit 1 when the
-/// daemon is unreachable or any operation failed.
+/// `coordinator sync --once [--peer P] [--api URL]`: `POST /sync/run`, print the cycle's report; an error (exit 1)
+/// when the daemon is unreachable, refuses, or any operation failed.
 pub fn sync_once(
     once: bool,
     peer: Option<String>,
@@ -250,7 +250,7 @@ pub fn sync_once(
     if !once {
         return Err(crate::failure::BadInput::flag(
             "--once",
-            "`coordinator sync` needs it (the daemon syncs on its own every sync.interval)",
+            "missing: `coordinator sync` runs one cycle (the daemon syncs on its own every sync.interval)",
         ));
     }
     let config = config_or_default(config_path);
@@ -274,11 +274,9 @@ pub fn sync_once(
     let response = match request.call() {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,
-        Err(ureq::Error::Transport(t)) => {
-            return Err(anyhow!(
+        Err(ureq::Error::Transport(t)) => anyhow::bail!(
             "cannot reach the daemon at {base}: {t} (is `coordinator run` running? pass --api URL)"
-        ))
-        }
+        ),
     };
     let status = response.status();
     let body = response.into_string().unwrap_or_default();
@@ -290,11 +288,9 @@ pub fn sync_once(
         "{}\n",
         serde_json::to_string_pretty(&value).context("printing the report")?
     ))?;
-    if value.get("ok").and_then(Value::as_bool).unwrap_or(false) {
+    if value.get("ok").and_then(Value::as_bool) == Some(true) {
         Ok(())
     } else {
-        Err(anyhow!(
-            "the sync cycle had failed operations (see the report above)"
-        ))
+        anyhow::bail!("the sync cycle had failures (see the report above)")
     }
 }

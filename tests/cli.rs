@@ -270,6 +270,9 @@ fn data_server_serves_and_stops_on_sigterm() {
         ".",
         "--bind",
         &format!("127.0.0.1:{port}"),
+        // a.db was written just now; a settle of 0 lists it at once.
+        "--settle",
+        "0s",
     ])
     .stdout(std::process::Stdio::null())
     .stderr(std::process::Stdio::null());

@@ -339,15 +339,16 @@ fn games_a_workers_jobs_write_reach_the_training_node_through_its_notice() {
     let trainer = node("trainer", "[training]");
     let worker = node("worker", "[selfplay]");
     let cluster = [&trainer, &worker];
-    let trainer_daemon = start(&trainer, &cluster, "", |_| {});
-    // The worker plans for itself (the trainer's scheduler is off) and runs the default demo jobs; the trainer's
-    // interval is an hour, so only a notice moves games.
+    // The worker plans and runs the demo jobs; the trainer's interval is an hour, so only a notice moves games.
+    let trainer_config =
+        node_config(&trainer, &cluster, "").replace("cluster:\n", "cluster:\n  planner: worker\n");
+    let trainer_daemon = Daemon::start_in(tempfile::tempdir().unwrap(), &trainer_config);
     let worker_config = node_config(&worker, &cluster, "")
         .replace("cluster:\n", "cluster:\n  planner: worker\n")
         .replace(
-            "scheduler:\n  enabled: false\n",
-            "scheduler:\n  enabled: true\n  interval: 30s\n  max_games_per_job: 3\n  jobs:\n    output_dir: data/games\n    logs_dir: state/jobs\n",
-        );
+        "scheduler:\n  enabled: false\n",
+        "scheduler:\n  enabled: true\n  interval: 30s\n  max_games_per_job: 3\n  jobs:\n    output_dir: data/games\n    logs_dir: state/jobs\n",
+    );
     let worker_daemon = Daemon::start_in(tempfile::tempdir().unwrap(), &worker_config);
     let pulled = trainer_daemon.path().join("data/games/worker");
     let deadline = Instant::now() + Duration::from_secs(90);

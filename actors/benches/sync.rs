@@ -125,6 +125,7 @@ fn sshd(dir: &Path) -> Option<(Sshd, String)> {
         return None;
     }
     std::fs::create_dir_all("/run/sshd").ok()?;
+    std::fs::create_dir_all(dir).ok()?;
     for key in ["host_key", "client_key"] {
         Command::new("ssh-keygen")
             .args(["-q", "-t", "ed25519", "-N", "", "-f"])

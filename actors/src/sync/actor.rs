@@ -495,7 +495,7 @@ impl Handles<DataServerState> for SyncActor {
         msg: &DataServerState,
         _ctx: &mut Ctx<'_, Self>,
     ) -> Result<(), HandlerError> {
-        tracing::info!(up = msg.up, state = ?msg.state, "sync heard the local data server's state");
+        tracing::info!(up = msg.up, state = %crate::logging::serde_name(&msg.state), "sync heard the local data server's state");
         self.local_data_server = Some(msg.clone());
         self.publish();
         Ok(())

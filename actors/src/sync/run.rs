@@ -566,7 +566,7 @@ impl Runner {
                             tracing::info!(sync_operation = %operation, transport = %transport, transport_attempt = attempt, success = true, error = "", duration_ms, bytes, fallback_to = "none", "sync transport attempt succeeded")
                         }
                         Err((kind, reason, _)) => {
-                            tracing::warn!(sync_operation = %operation, transport = %transport, transport_attempt = attempt, success = false, error = %reason, duration_ms, bytes, fallback_to = %fallback.map_or("none", |t| t.as_str()), failure = ?kind, "sync transport attempt failed; the budget decides what comes next (retry, next transport or give up)")
+                            tracing::warn!(sync_operation = %operation, transport = %transport, transport_attempt = attempt, success = false, error = %reason, duration_ms, bytes, fallback_to = %fallback.map_or("none", |t| t.as_str()), failure = %crate::logging::serde_name(kind), "sync transport attempt failed; the budget decides what comes next (retry, next transport or give up)")
                         }
                     }
                     file.attempts.push(AttemptReport {
