@@ -179,8 +179,8 @@ fn disk_pressure_pauses_new_jobs_and_a_higher_threshold_resumes_them() {
     }
     let (_, plan) = run.get("/plan").expect("/plan");
     assert!(
-        plan["plans"].as_u64().unwrap() >= 2,
-        "the scheduler kept planning: {plan}"
+        plan["plans"].as_u64().unwrap() >= 1,
+        "the scheduler planned (no job of its plan may start): {plan}"
     );
     let metrics = run.get_text("/metrics");
     assert!(
@@ -286,6 +286,15 @@ fn a_silent_peer_leaves_the_view_and_the_plan() {
     use common::Daemon;
     let b_api = free_port();
     let silent = free_port(); // nothing listens here
+                              // GPUs from a fake nvidia-smi (35 % and 41 % busy), so every node's load is known whatever else this machine
+                              // is doing (without GPUs the load would be this busy test machine's CPU).
+    let tools = tempfile::tempdir().unwrap();
+    let smi = tools.path().join("fake-nvidia-smi");
+    std::fs::write(&smi, FAKE_SMI).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&smi, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
     let extra = format!(
         r#"cluster:
   nodes:
@@ -305,10 +314,12 @@ scheduler:
     logs_dir: state/jobs
 resources:
   interval: 300ms
+  gpu_command: {smi}
   cluster:
     stale_after: 2s
     poll_timeout: 1s
-"#
+"#,
+        smi = smi.display()
     );
     // peer-b reads the same cluster file: a worker of test-node (the planner), so the jobs it is handed run.
     let b = Daemon::start(

@@ -1,7 +1,7 @@
 //! A stand-alone data server with the flags of `coordinator data-server`, for the monitor's tests (which cannot run
 //! the root binary from the library crate) and for trying the server by hand:
 //!
-//! `cargo run -p actors --example data_server -- --root DIR [--bind ADDR] [--node N] [--workers W]
+//! `cargo run -p actors --example data_server -- --root DIR [--bind ADDR] [--node N] [--workers W] [--settle DUR]
 //!  [--category name=dir]… [--test-hook-hang-health-after 2s]`
 //!
 //! Flags are parsed by hand (the library has no clap). Errors go to stderr as `error: …` with exit code 1 (bind
@@ -57,6 +57,11 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<ServerOptions, String
                     .split_once('=')
                     .ok_or_else(|| format!("--category {pair:?}: use name=dir"))?;
                 categories.insert(name.to_string(), PathBuf::from(dir));
+            }
+            "--settle" => {
+                let text = value()?;
+                options.settle = humantime::parse_duration(&text)
+                    .map_err(|e| format!("--settle {text:?}: {e}"))?;
             }
             "--test-hook-hang-health-after" => {
                 let text = value()?;

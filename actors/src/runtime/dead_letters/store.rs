@@ -354,7 +354,9 @@ impl DeadLetterStore {
                     }
                     Err(reason) => reason,
                 },
-                Err(StoreError::Open { source, .. }) => source.to_string(),
+                // Only a file SQLite says is damaged is moved aside; a full disk, a lock or missing permissions
+                // is a failure to open (retried by the supervisor), never a reason to replace the store.
+                Err(StoreError::Open { source, .. }) if is_damage(&source) => source.to_string(),
                 Err(other) => return Err(other),
             },
         };
@@ -832,8 +834,35 @@ impl DeadLetterStore {
     }
 }
 
+/// True for SQLite errors that mean the file itself is damaged (not a database, or corrupt), as opposed to an
+/// environment that keeps it from being opened now (disk full, locked, no permission, I/O error).
+fn is_damage(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+    )
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn only_a_damaged_file_counts_as_damage_not_a_full_disk_or_a_lock() {
+        use rusqlite::ffi;
+        let failure = |code| rusqlite::Error::SqliteFailure(ffi::Error::new(code), None);
+        assert!(is_damage(&failure(ffi::SQLITE_CORRUPT)));
+        assert!(is_damage(&failure(ffi::SQLITE_NOTADB)));
+        for code in [
+            ffi::SQLITE_FULL,
+            ffi::SQLITE_BUSY,
+            ffi::SQLITE_CANTOPEN,
+            ffi::SQLITE_IOERR,
+            ffi::SQLITE_PERM,
+        ] {
+            assert!(!is_damage(&failure(code)), "code {code}");
+        }
+    }
+
     use super::*;
     use crate::runtime::dead_letters::policy::is_purgeable;
     use crate::runtime::dead_letters::record::from_unix_ms;
