@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use prometheus::{Gauge, GaugeVec, IntCounter, IntGauge, IntGaugeVec, Opts};
 
 use super::policy::{PressureLevel, ResourcesReport};
-use crate::runtime::metrics::registry;
+use crate::runtime::metrics::register;
 
 /// The optimizer's metrics.
 pub struct ResourceMetrics {
@@ -27,11 +27,6 @@ pub struct ResourceMetrics {
     pub samples: IntCounter,
     /// `coordinator_resources_cluster_nodes{state}`: peers in the view / left it.
     pub cluster_nodes: IntGaugeVec,
-}
-
-fn register<C: prometheus::core::Collector + Clone + 'static>(metric: C) -> C {
-    let _ = registry().register(Box::new(metric.clone()));
-    metric
 }
 
 /// The metrics (registered on first use).

@@ -121,6 +121,13 @@ pub fn registry() -> &'static Registry {
     REGISTRY.get_or_init(Registry::new)
 }
 
+/// Registers `metric` in the process-wide registry and hands it back (a name registered twice keeps the first).
+/// The one way every module adds its metrics to `/metrics`.
+pub fn register<C: prometheus::core::Collector + Clone + 'static>(metric: C) -> C {
+    let _ = registry().register(Box::new(metric.clone()));
+    metric
+}
+
 /// The runtime's metrics (registered on first use).
 pub fn runtime() -> &'static RuntimeMetrics {
     static METRICS: OnceLock<RuntimeMetrics> = OnceLock::new();

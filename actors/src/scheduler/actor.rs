@@ -769,7 +769,22 @@ impl SchedulerActor {
     }
 
     /// Starts every job whose node has room, each as a task whose outcome comes back as `JobFinished`.
+    /// `coordinator_jobs_running{node}` from the job table, for every node this scheduler runs jobs on.
+    fn publish_running(&self) {
+        let running = &super::metrics::job_metrics().running;
+        for node in &self.nodes {
+            running
+                .with_label_values(&[&node.name])
+                .set(i64::from(self.tracker.running_on(&node.name)));
+        }
+    }
+
     fn launch_ready(&mut self, ctx: &mut Ctx<'_, Self>) {
+        self.launch_ready_inner(ctx);
+        self.publish_running();
+    }
+
+    fn launch_ready_inner(&mut self, ctx: &mut Ctx<'_, Self>) {
         let now = Instant::now();
         if self.pressure.is_paused() {
             if !self.paused_seen {
@@ -1006,8 +1021,17 @@ impl Handles<JobFinished> for SchedulerActor {
         let outcome = &msg.outcome;
         self.tasks.remove(&outcome.job_id);
         let now = Instant::now();
+        let metrics = super::metrics::job_metrics();
+        metrics
+            .finished
+            .with_label_values(&[
+                &outcome.node,
+                super::metrics::outcome_label(&outcome.status),
+            ])
+            .inc();
         let origin = self.origins.get(&outcome.job_id).copied();
         let decision = self.tracker.finish(outcome, now);
+        self.publish_running();
         let change = match &outcome.status {
             JobStatus::Succeeded { .. } => self.availability.job_succeeded(&outcome.node, now),
             JobStatus::Failed { .. } | JobStatus::TimedOut { .. } => {
@@ -1055,6 +1079,10 @@ impl Handles<JobFinished> for SchedulerActor {
                 games_written,
             }) => {
                 tracing::info!(job = %spec.id, plan = origin.map_or(0, |o| o.plan), config = %spec.config_key, games_written, "selfplay job finished");
+                metrics
+                    .games
+                    .with_label_values(&[&spec.config_key])
+                    .inc_by(games_written);
                 if let Some(letter) = self.replays.remove(&spec.id) {
                     ctx.replay_outcome(letter, Ok(()));
                 }

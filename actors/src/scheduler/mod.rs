@@ -14,6 +14,7 @@
 //! - `history`: game counts across restarts (state file, games already on disk); the one module here with I/O.
 //! - `jobs_health`: the `jobs` health check from the last job attempts and the nodes out of the plan.
 //! - `target_jobs`: how many jobs a node should run at once.
+//! - `metrics`: jobs running, finished by outcome, and games written, in `/metrics`.
 //! - `plan`: the `coordinator plan` dry run: the plan state JSON in, the plan JSON out.
 
 pub mod actor;
@@ -25,6 +26,7 @@ pub mod config;
 pub mod dispatch;
 pub mod history;
 pub mod jobs_health;
+pub mod metrics;
 pub mod plan;
 pub mod priority;
 pub mod settings;

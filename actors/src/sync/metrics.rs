@@ -11,8 +11,6 @@ use std::sync::OnceLock;
 
 use prometheus::{Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts};
 
-use crate::runtime::metrics::registry;
-
 /// See the module doc.
 pub struct SyncMetrics {
     pub bytes: IntCounterVec,
@@ -29,9 +27,7 @@ fn register<T: prometheus::core::Collector + Clone + 'static>(
     name: &str,
     metric: Result<T, prometheus::Error>,
 ) -> T {
-    let metric = metric.unwrap_or_else(|e| panic!("metric {name}: {e}"));
-    let _ = registry().register(Box::new(metric.clone()));
-    metric
+    crate::runtime::metrics::register(metric.unwrap_or_else(|e| panic!("metric {name}: {e}")))
 }
 
 /// The metrics (registered on first use).
