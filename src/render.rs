@@ -122,6 +122,15 @@ pub fn cell(value: &Value) -> String {
             }
             _ => n.to_string(),
         },
+        Value::Array(items) if items.is_empty() => "-".to_string(),
+        Value::Array(items) if !items.iter().any(|v| v.is_object() || v.is_array()) => {
+            items.iter().map(cell).collect::<Vec<_>>().join(", ")
+        }
+        Value::Object(map) if !map.values().any(|v| v.is_object() || v.is_array()) => map
+            .iter()
+            .map(|(k, v)| format!("{k}={}", cell(v)))
+            .collect::<Vec<_>>()
+            .join(" "),
         other => other.to_string(),
     }
 }
@@ -241,6 +250,19 @@ fn flatten(prefix: &str, value: &Value, rows: &mut Vec<Vec<String>>) {
 
 /// A field's value, humane when its name says it is a duration.
 pub fn humane_field(key: &str, value: &Value) -> String {
+    // Durations the API writes as text (`15s 278ms 131us`) read as the numbers do.
+    if let Some(text) = value.as_str() {
+        return match humantime::parse_duration(text) {
+            Ok(d) if text.chars().any(|c| c.is_ascii_digit()) => {
+                if key.ends_with("ago") {
+                    humane_age(d.as_secs_f64())
+                } else {
+                    humane_seconds(d.as_secs_f64())
+                }
+            }
+            _ => cell(value),
+        };
+    }
     let Some(n) = value.as_f64() else {
         return cell(value);
     };
@@ -303,26 +325,34 @@ pub fn status_report(status: &Value, sections: &[(&str, Value)]) -> String {
     out
 }
 
-/// One section: arrays of objects become tables, objects key/value lines (their array fields tables).
+/// One section: arrays of objects and maps of objects become tables, other objects nested sections, the rest
+/// `key  value` lines.
 fn section(value: &Value) -> String {
     match value {
         Value::Array(items) => objects_table(items),
         Value::Object(map) => {
-            let (lists, scalars): (Vec<_>, Vec<_>) = map.iter().partition(|(_, v)| {
+            let is_table = |v: &Value| {
                 v.as_array()
                     .is_some_and(|a| a.first().is_some_and(Value::is_object))
                     || v.as_object()
                         .is_some_and(|o| !o.is_empty() && o.values().all(Value::is_object))
-            });
+            };
+            let is_nested =
+                |v: &Value| v.as_object().is_some_and(|o| !o.is_empty()) && !is_table(v);
+            let scalars: serde_json::Map<String, Value> = map
+                .iter()
+                .filter(|(_, v)| !is_table(v) && !is_nested(v))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
             let mut out = String::new();
             if !scalars.is_empty() {
-                let object: serde_json::Map<String, Value> = scalars
-                    .into_iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                out.push_str(&key_values(&Value::Object(object)));
+                out.push_str(&key_values(&Value::Object(scalars)));
             }
-            for (name, list) in lists {
+            for (name, nested) in map.iter().filter(|(_, v)| is_nested(v)) {
+                let _ = writeln!(out, "{name}:");
+                out.push_str(&indent(&section(nested)));
+            }
+            for (name, list) in map.iter().filter(|(_, v)| is_table(v)) {
                 let _ = writeln!(out, "{name}:");
                 let table = match list {
                     Value::Array(items) => objects_table(items),
@@ -376,6 +406,15 @@ mod tests {
         assert_eq!(humane_seconds(-1.0), "-");
         assert_eq!(humane_seconds(f64::NAN), "-");
         assert_eq!(humane_age(65.0), "1 min 05 s ago");
+        assert_eq!(
+            humane_field("duration", &json!("15s 278ms 131us 54ns")),
+            "15.3 s"
+        );
+        assert_eq!(
+            humane_field("finished_ago", &json!("4s 693ms")),
+            "4.7 s ago"
+        );
+        assert_eq!(humane_field("state", &json!("running")), "running");
     }
 
     #[test]
@@ -435,6 +474,10 @@ mod tests {
         assert!(text.contains("500 ms"), "{text}");
         assert!(text.contains("7.8 s ago"), "{text}");
         assert!(!text.contains('{'), "no raw JSON objects: {text}");
+        let nested = json!({"plan_progress": {"plan": 1, "nodes": {"local": {"planned": 500, "played": 100}}}});
+        let text = status_report(&status, &[("jobs", nested)]);
+        assert!(text.contains("plan_progress:\n"), "{text}");
+        assert!(!text.contains('{'), "no raw JSON objects: {text}");
     }
 
     #[test]
@@ -444,5 +487,11 @@ mod tests {
         assert_eq!(cell(&json!(true)), "yes");
         assert_eq!(cell(&json!(683.4000000000001)), "683.4");
         assert_eq!(cell(&json!(7)), "7");
+        assert_eq!(cell(&json!([])), "-");
+        assert_eq!(cell(&json!([1.41, 1.17])), "1.41, 1.17");
+        assert_eq!(
+            cell(&json!({"status": "succeeded", "games_written": 50})),
+            "games_written=50 status=succeeded"
+        );
     }
 }
