@@ -129,8 +129,12 @@ fn a_child_backing_off_after_a_panic_makes_health_degraded_then_ok() {
         b["status"] == "ok"
     });
     assert_eq!(daemon.post("/debug/fail/resources?mode=panic").0, 202);
+    // The child goes through `restarting` (degraded too) to `backing_off` for the 3 s backoff: wait for the latter.
     let (code, body) = wait_health(&daemon, "degraded", Duration::from_secs(5), |_, b| {
         b["status"] == "degraded"
+            && b["checks"]["tree.resources"]["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("backing off"))
     });
     assert_eq!(code, 200, "degraded still answers 200: {body}");
     let check = &body["checks"]["tree.resources"];
