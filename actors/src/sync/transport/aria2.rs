@@ -100,9 +100,7 @@ impl Transport for Aria2Transport {
             &request.transfer.category,
             &request.transfer.remote_path,
         );
-        let before = std::fs::metadata(request.temp)
-            .map(|m| m.len())
-            .unwrap_or(0);
+        let before = super::temp_len(request.temp);
         let mut command = Command::new(&self.config.program);
         command.args(self.arguments(
             &url,
@@ -121,13 +119,7 @@ impl Transport for Aria2Transport {
             classify,
         )?;
         let _ = std::fs::remove_file(control);
-        let after = std::fs::metadata(request.temp)
-            .map(|m| m.len())
-            .unwrap_or(0);
-        Ok(Fetched {
-            bytes: after.saturating_sub(before),
-            sha256: None,
-        })
+        Ok(Fetched::grown_since(request.temp, before))
     }
 }
 

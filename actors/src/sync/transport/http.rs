@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{encode_segment, file_url, Failure, FetchRequest, Fetched, Transport};
+use super::{file_url, Failure, FetchRequest, Fetched, Transport};
 use crate::sync::budget::FailureKind;
 use crate::sync::config::{HttpTransportConfig, TransportKind};
 
@@ -107,15 +107,7 @@ pub fn fetch_checksum(
         sha256: String,
         size: u64,
     }
-    let url = format!(
-        "{}/checksum/{}/{}",
-        data_url.trim_end_matches('/'),
-        encode_segment(category),
-        path.split('/')
-            .map(encode_segment)
-            .collect::<Vec<_>>()
-            .join("/")
-    );
+    let url = super::peer_url(data_url, "checksum", category, path);
     let response = agent(timeout, timeout).get(&url).call().map_err(|e| {
         let (kind, reason) = classify(&e);
         Failure::new(kind, format!("GET {url}: {reason}"))
@@ -155,9 +147,7 @@ impl Transport for HttpTransport {
             ));
         };
         let url = file_url(data_url, &transfer.category, &transfer.remote_path);
-        let mut have = std::fs::metadata(request.temp)
-            .map(|m| m.len())
-            .unwrap_or(0);
+        let mut have = super::temp_len(request.temp);
         if have > transfer.size {
             have = 0;
         }

@@ -60,6 +60,21 @@ pub struct Fetched {
     pub sha256: Option<String>,
 }
 
+impl Fetched {
+    /// What an external program (rsync, aria2c) fetched into `temp`: the bytes it grew by since `before`.
+    pub fn grown_since(temp: &std::path::Path, before: u64) -> Fetched {
+        Fetched {
+            bytes: temp_len(temp).saturating_sub(before),
+            sha256: None,
+        }
+    }
+}
+
+/// The length of a (partial) temp file; 0 when there is none yet.
+pub fn temp_len(temp: &std::path::Path) -> u64 {
+    std::fs::metadata(temp).map(|m| m.len()).unwrap_or(0)
+}
+
 /// Why an attempt failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
@@ -107,8 +122,14 @@ pub fn chain(config: &SyncConfig) -> Vec<Box<dyn Transport>> {
 
 /// The URL of a peer's file: `<data_url>/files/<category>/<path>`, each segment percent-encoded.
 pub fn file_url(data_url: &str, category: &str, path: &str) -> String {
+    peer_url(data_url, "files", category, path)
+}
+
+/// `<data_url>/<route>/<category>/<path>` on a peer's data server (`files`, `checksum`), each segment
+/// percent-encoded.
+pub fn peer_url(data_url: &str, route: &str, category: &str, path: &str) -> String {
     format!(
-        "{}/files/{}/{}",
+        "{}/{route}/{}/{}",
         data_url.trim_end_matches('/'),
         encode_segment(category),
         path.split('/')

@@ -121,9 +121,7 @@ impl Transport for RsyncTransport {
                 "temp path is not UTF-8",
             ));
         };
-        let before = std::fs::metadata(request.temp)
-            .map(|m| m.len())
-            .unwrap_or(0);
+        let before = super::temp_len(request.temp);
         let mut command = Command::new(&self.program);
         command.args(self.arguments(
             ssh,
@@ -140,13 +138,7 @@ impl Transport for RsyncTransport {
             request.cancel,
             classify,
         )?;
-        let after = std::fs::metadata(request.temp)
-            .map(|m| m.len())
-            .unwrap_or(0);
-        Ok(Fetched {
-            bytes: after.saturating_sub(before),
-            sha256: None,
-        })
+        Ok(Fetched::grown_since(request.temp, before))
     }
 }
 
