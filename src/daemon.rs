@@ -193,7 +193,14 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
     }
     if let Some(spec) = sync_spec {
         let scheduler = scheduler_cell.clone();
+        // Each game is counted once: the planner counts every job's games from its outcome, so only a node that
+        // does not plan counts the games sync brings it.
+        let planner_counts_outcomes = config.scheduler_role(&node).0.plans();
         let on_games: GamesReceived = Arc::new(move |config_key: &str, games: u64| {
+            if planner_counts_outcomes {
+                tracing::debug!(config = %config_key, games, "games received; the planner counted them from their jobs' outcomes");
+                return;
+            }
             let Some(scheduler) = scheduler.get() else {
                 return;
             };

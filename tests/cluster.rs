@@ -187,3 +187,132 @@ fn a_daemon_refuses_jobs_from_a_node_that_is_not_its_planner() {
         request("GET", &format!("{}/jobs/unknown-job", daemon.api), None).expect("answer");
     assert_eq!(code, 404);
 }
+
+/// A daemon config for node `name` of a planner + one worker cluster.
+fn member_config(name: &str, api: u16, data: u16, cluster: &str, scheduler: &str) -> String {
+    common::test_config(api, data, &format!("{cluster}{scheduler}"))
+        .replace("name: test-node", &format!("name: {name}"))
+}
+
+/// The ids of the jobs running on the daemon at `api` (from its `/jobs`).
+fn running_ids(api: &str) -> Vec<String> {
+    json(&format!("{api}/jobs"))
+        .and_then(|jobs| {
+            jobs["running"].as_array().map(|r| {
+                r.iter()
+                    .filter_map(|j| j["id"].as_str().map(str::to_string))
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
+}
+
+/// How job `id` ended in the `/jobs` history of the daemon at `api` (`succeeded`, `failed`, ...), if it did.
+fn ended(api: &str, id: &str) -> Option<String> {
+    let jobs = json(&format!("{api}/jobs"))?;
+    jobs["history"].as_array()?.iter().find_map(|j| {
+        (j["id"] == id).then(|| j["status"]["status"].as_str().unwrap_or("?").to_string())
+    })
+}
+
+/// The job ids of a `GET /jobs/handed-over` answer.
+fn held_ids(listed: &serde_json::Value) -> Vec<&str> {
+    listed["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .filter_map(|j| j["job"]["id"].as_str())
+        .collect()
+}
+
+#[test]
+fn a_planner_killed_and_restarted_adopts_the_jobs_its_workers_still_run() {
+    let (boss_api, boss_data, w_api, w_data) = (
+        common::free_port(),
+        common::free_port(),
+        common::free_port(),
+        common::free_port(),
+    );
+    let cluster = format!(
+        "cluster:\n  planner: boss\n  nodes:\n    - name: boss\n      roles: [training]\n      api_url: http://127.0.0.1:{boss_api}\n      data_url: http://127.0.0.1:{boss_data}\n    - name: w1\n      roles: [selfplay]\n      api_url: http://127.0.0.1:{w_api}\n      data_url: http://127.0.0.1:{w_data}\n      gpu: unknown\n"
+    );
+    // Jobs long enough to be running across the planner's death: a few games, slow moves.
+    let scheduler = "scheduler:\n  enabled: true\n  max_games_per_job: 3\n  jobs:\n    think_time: 150ms\n    max_concurrent_per_node: 1\n    dispatch:\n      poll_every: 200ms\n      reconcile_every: 1s\n";
+    let worker = common::Daemon::start(&member_config("w1", w_api, w_data, &cluster, scheduler));
+    let boss_config = member_config("boss", boss_api, boss_data, &cluster, scheduler);
+    let mut boss = common::Daemon::start(&boss_config);
+
+    // A job handed over and running on the worker.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let handed = loop {
+        let ids = running_ids(&worker.api);
+        if !ids.is_empty() {
+            break ids;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no job running on the worker; planner log:\n{}",
+            boss.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+
+    // kill -9 of the planner; the worker goes on; the planner comes back in the same directory.
+    let _ = boss.child.kill();
+    let _ = boss.child.wait();
+    let (code, listed) = worker.get("/jobs/handed-over");
+    assert_eq!(code, 200, "{listed}");
+    assert_eq!(listed["planner"], "boss");
+    let listed_ids = held_ids(&listed);
+    assert!(
+        handed.iter().all(|id| listed_ids.contains(&id.as_str())),
+        "{handed:?} not all in {listed}"
+    );
+    let dir = std::mem::replace(&mut boss.dir, tempfile::tempdir().expect("tempdir"));
+    drop(boss);
+    let boss = common::Daemon::start_in(dir, &boss_config);
+
+    // The restarted planner adopts the job and collects its end from the worker; nothing was withdrawn.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let all_ended = handed.iter().all(|id| ended(&boss.api, id).is_some());
+        if all_ended {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restarted planner did not collect {handed:?}; planner log:\n{}",
+            boss.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for id in &handed {
+        assert_eq!(
+            ended(&worker.api, id).as_deref(),
+            Some("succeeded"),
+            "{id} on the worker"
+        );
+        assert_eq!(
+            ended(&boss.api, id).as_deref(),
+            Some("succeeded"),
+            "{id} on the planner"
+        );
+    }
+    let (_, status) = boss.get("/status");
+    let cluster = &status["scheduler"]["cluster"];
+    assert!(
+        cluster["jobs_adopted"].as_u64().unwrap_or(0) >= handed.len() as u64,
+        "{cluster}"
+    );
+    assert_eq!(cluster["workers_unreconciled"], serde_json::json!([]));
+    // Its end seen, the job is no longer listed as held for the planner.
+    let (_, listed) = worker.get("/jobs/handed-over");
+    let still = held_ids(&listed);
+    assert!(
+        handed.iter().all(|id| !still.contains(&id.as_str())),
+        "{listed}"
+    );
+    // The planner refuses the worker's question.
+    let (code, _) = boss.get("/jobs/handed-over");
+    assert_eq!(code, 409);
+}

@@ -1,6 +1,7 @@
 //! The daemon executor against a real HTTP server on loopback that speaks the worker's side of the protocol
 //! (`POST /jobs`, `GET /jobs/{id}`, `POST /jobs/{id}/cancel`): hand-over, watching to the end, refusal, a worker
-//! that goes away, and withdrawal on cancel. The worker's real routes are tested black-box in `tests/`.
+//! that goes away, a planner that stops (the job stays on the worker), and the question a restarted planner asks
+//! (`GET /jobs/handed-over`). The worker's real routes are tested black-box in `tests/`.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use actors::jobs::outcome::{JobOutcome, JobStatus};
-use actors::jobs::remote::{DaemonExecutor, DispatchConfig, DispatchRequest};
+use actors::jobs::remote::{DaemonExecutor, DispatchConfig, DispatchRequest, RemoteState};
 use actors::jobs::JobSpec;
 use serde_json::json;
 
@@ -67,6 +68,16 @@ async fn show(state: Shared, id: web::Path<String>) -> HttpResponse {
     HttpResponse::Ok().json(json!({"id": request.job.id, "state": "running", "outcome": null}))
 }
 
+async fn handed_over(state: Shared) -> HttpResponse {
+    let worker = state.lock().unwrap();
+    let jobs: Vec<_> = worker
+        .received
+        .iter()
+        .map(|r| json!({"job": r.job, "state": "running"}))
+        .collect();
+    HttpResponse::Ok().json(json!({"planner": "train-1", "jobs": jobs}))
+}
+
 async fn cancel(state: Shared, id: web::Path<String>) -> HttpResponse {
     state.lock().unwrap().cancelled.push(id.into_inner());
     HttpResponse::Ok().json(json!({"cancelled": true}))
@@ -81,6 +92,7 @@ fn start_worker(worker: Worker) -> (String, Arc<Mutex<Worker>>, actix_web::dev::
         App::new()
             .app_data(data.clone())
             .route("/jobs", web::post().to(submit))
+            .route("/jobs/handed-over", web::get().to(handed_over))
             .route("/jobs/{id}", web::get().to(show))
             .route("/jobs/{id}/cancel", web::post().to(cancel))
     })
@@ -117,6 +129,7 @@ fn fast() -> DispatchConfig {
         request_timeout: Duration::from_secs(5),
         lost_after: Duration::from_millis(600),
         max_wait: Duration::from_secs(60),
+        ..DispatchConfig::default()
     }
 }
 
@@ -216,7 +229,7 @@ async fn a_worker_that_goes_away_fails_the_attempt_after_lost_after() {
 }
 
 #[actix_rt::test]
-async fn a_cancelled_attempt_is_withdrawn_from_the_worker() {
+async fn a_planner_that_stops_leaves_the_job_on_the_worker_and_finds_it_again() {
     let (url, worker, server) = start_worker(Worker::default());
     let executor = DaemonExecutor::new(fast());
     let cancel = tokio::time::sleep(Duration::from_millis(300));
@@ -227,8 +240,22 @@ async fn a_cancelled_attempt_is_withdrawn_from_the_worker() {
     .await
     .expect("ended in time");
     assert_eq!(outcome.status, JobStatus::Cancelled);
-    assert_eq!(worker.lock().unwrap().cancelled, vec![spec().id]);
+    assert!(
+        worker.lock().unwrap().cancelled.is_empty(),
+        "a stopping planner withdraws nothing"
+    );
+    // The restarted planner's question finds the job where it was.
+    let list = executor
+        .list_handed_over(&url, None)
+        .await
+        .expect("the worker answers");
+    assert_eq!(list.planner, "train-1");
+    assert_eq!(list.jobs.len(), 1);
+    assert_eq!(list.jobs[0].job, spec());
+    assert_eq!(list.jobs[0].state, RemoteState::Running);
     server.stop(false).await;
+    let gone = executor.list_handed_over(&url, None).await;
+    assert!(gone.is_err_and(|e| e.contains("/jobs/handed-over")));
 }
 
 #[actix_rt::test]

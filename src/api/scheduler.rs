@@ -1,13 +1,14 @@
 //! `GET /jobs` (the job table) and `GET /plan` (the last plan and per-config game counts); and the worker's side
 //! of a hand-over from the planner: `POST /jobs` (run this job), `GET /jobs/{id}` (where is it),
-//! `POST /jobs/{id}/cancel` (withdraw it). The protocol is described in `actors::jobs::remote`.
+//! `POST /jobs/{id}/cancel` (withdraw it), `GET /jobs/handed-over` (what do you hold from me). The protocol is
+//! described in `actors::jobs::remote`.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use actors::jobs::remote::DispatchRequest;
 use actors::runtime::ActorRef;
 use actors::scheduler::actor::{
-    AcceptJob, Accepted, GetJobs, GetPlan, LookupJob, SchedulerActor, WithdrawJob,
+    AcceptJob, Accepted, GetJobs, GetPlan, ListHandedOver, LookupJob, SchedulerActor, WithdrawJob,
 };
 use serde_json::json;
 
@@ -34,6 +35,7 @@ fn not_answered(e: impl std::fmt::Display) -> HttpResponse {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/jobs", web::get().to(jobs))
         .route("/jobs", web::post().to(accept))
+        .route("/jobs/handed-over", web::get().to(handed_over))
         .route("/jobs/{id}", web::get().to(lookup))
         .route("/jobs/{id}/cancel", web::post().to(withdraw))
         .route("/plan", web::get().to(plan));
@@ -111,6 +113,19 @@ async fn lookup(state: web::Data<ApiState>, id: web::Path<String>) -> HttpRespon
             StatusCode::NOT_FOUND,
             format!("no job {id} on this node (never handed over, or gone from its history)"),
         ),
+        Err(e) => not_answered(e),
+    }
+}
+
+/// `GET /jobs/handed-over`: the jobs the planner handed this node whose end it has not seen; 409 on the planner.
+async fn handed_over(state: web::Data<ApiState>) -> HttpResponse {
+    let scheduler = match scheduler_of(&state) {
+        Ok(s) => s,
+        Err(response) => return *response,
+    };
+    match scheduler.ask(ListHandedOver, state.ask_timeout).await {
+        Ok(Ok(list)) => HttpResponse::Ok().json(list),
+        Ok(Err(reason)) => error(StatusCode::CONFLICT, reason),
         Err(e) => not_answered(e),
     }
 }

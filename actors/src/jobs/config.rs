@@ -180,6 +180,18 @@ impl JobsConfig {
         if self.history_limit == 0 {
             push("history_limit", "must be at least 1".into());
         }
+        let dispatch = &self.dispatch;
+        for (field, value) in [
+            ("dispatch.poll_every", dispatch.poll_every),
+            ("dispatch.request_timeout", dispatch.request_timeout),
+            ("dispatch.lost_after", dispatch.lost_after),
+            ("dispatch.max_wait", dispatch.max_wait),
+            ("dispatch.reconcile_every", dispatch.reconcile_every),
+        ] {
+            if value.is_zero() {
+                push(field, "must be longer than 0s (e.g. 30s)".into());
+            }
+        }
         if self.max_moves == 0 || self.max_moves_large_board == 0 {
             push(
                 "max_moves",
@@ -355,6 +367,14 @@ mod tests {
             ),
             (Box::new(|c| c.max_attempts = 0), "j.max_attempts"),
             (Box::new(|c| c.history_limit = 0), "j.history_limit"),
+            (
+                Box::new(|c| c.dispatch.reconcile_every = Duration::ZERO),
+                "j.dispatch.reconcile_every",
+            ),
+            (
+                Box::new(|c| c.dispatch.poll_every = Duration::ZERO),
+                "j.dispatch.poll_every",
+            ),
             (Box::new(|c| c.max_moves = 0), "j.max_moves"),
             (Box::new(|c| c.randomness = 1.5), "j.randomness"),
             (Box::new(|c| c.output_dir = PathBuf::new()), "j.output_dir"),

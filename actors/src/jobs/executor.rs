@@ -82,6 +82,21 @@ impl Executors {
         self
     }
 
+    /// This node's name as the planner of the hand-overs it makes.
+    pub fn planner(&self) -> &str {
+        &self.planner
+    }
+
+    /// What the daemon at `api_url` holds from this planner (see [`DaemonExecutor::list_handed_over`]).
+    pub async fn list_handed_over(
+        &self,
+        api_url: &str,
+    ) -> Result<super::remote::HandedOverList, String> {
+        self.daemon
+            .list_handed_over(api_url, self.token.as_deref())
+            .await
+    }
+
     /// Run one attempt of `spec` at `placement`, stopping it gracefully if `cancel` completes first.
     pub async fn run_until(
         &self,

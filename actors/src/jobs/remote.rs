@@ -7,7 +7,14 @@
 //!   idempotent); any other answer is a failure to start, with the worker's `error` text.
 //! - `GET {api}/jobs/{id}` → [`RemoteJob`] (`queued`, `running`, or `finished` with its outcome); 404 when the
 //!   worker does not know the job (it lost its state).
-//! - `POST {api}/jobs/{id}/cancel` when the planner withdraws the job or stops.
+//! - `POST {api}/jobs/{id}/cancel` when the planner withdraws the job (past `max_wait`, or lost contact).
+//! - `GET {api}/jobs/handed-over` → [`HandedOverList`]: every job the worker holds from its planner whose end the
+//!   planner has not yet seen (queued, running, or finished while nobody asked). A planner that starts (or restarts
+//!   after a crash) asks each worker before its first plan and adopts what it finds ([`jobs_to_adopt`]): the jobs
+//!   keep running where they are, their ends are collected as usual and their games counted once.
+//!
+//! A planner that stops leaves the jobs it handed over running: the workers finish them and keep their outcomes
+//! until the planner is back to collect them.
 //!
 //! Every request carries `Authorization: Bearer <token>` when a token is set, and has its own deadline.
 //!
@@ -38,6 +45,9 @@ pub struct DispatchConfig {
     /// Longest a handed-over job may take, queued and running, before the planner withdraws it.
     #[serde(with = "humantime_serde")]
     pub max_wait: Duration,
+    /// How often a planner asks again a worker that did not answer at start what it holds from it.
+    #[serde(with = "humantime_serde")]
+    pub reconcile_every: Duration,
 }
 
 impl Default for DispatchConfig {
@@ -47,6 +57,7 @@ impl Default for DispatchConfig {
             request_timeout: Duration::from_secs(10),
             lost_after: Duration::from_secs(120),
             max_wait: Duration::from_secs(2 * 3600),
+            reconcile_every: Duration::from_secs(30),
         }
     }
 }
@@ -77,6 +88,42 @@ pub struct RemoteJob {
     pub state: RemoteState,
     /// Set once `state` is `finished`.
     pub outcome: Option<JobOutcome>,
+}
+
+/// One job a worker holds from its planner: the spec as the planner sent it, and where it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HandedOver {
+    pub job: JobSpec,
+    pub state: RemoteState,
+}
+
+/// The answer of `GET /jobs/handed-over`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HandedOverList {
+    /// The node the worker takes jobs from.
+    pub planner: String,
+    pub jobs: Vec<HandedOver>,
+}
+
+/// What a planner adopts from `node`'s list: the jobs it does not know itself (`known` says which it does), each
+/// placed on `node` whatever the worker wrote. A list from a worker of another planner adopts nothing.
+pub fn jobs_to_adopt(
+    planner: &str,
+    node: &str,
+    list: &HandedOverList,
+    known: impl Fn(&str) -> bool,
+) -> Vec<JobSpec> {
+    if list.planner != planner {
+        return Vec::new();
+    }
+    list.jobs
+        .iter()
+        .filter(|h| !known(&h.job.id))
+        .map(|h| JobSpec {
+            node: node.to_string(),
+            ..h.job.clone()
+        })
+        .collect()
 }
 
 /// One look at a handed-over job.
@@ -264,7 +311,9 @@ impl DaemonExecutor {
         loop {
             tokio::select! {
                 _ = &mut cancel => {
-                    self.withdraw(&client, api, token, &spec.id).await;
+                    // The planner is stopping: the job goes on on the worker, and the planner adopts it again
+                    // when it is back (`GET /jobs/handed-over`).
+                    tracing::info!(job = %spec.id, node = %spec.node, "planner stopping; the job keeps running on its node and is collected after the restart");
                     return JobStatus::Cancelled;
                 }
                 _ = tokio::time::sleep(wait) => {}
@@ -280,6 +329,44 @@ impl DaemonExecutor {
                 }
             }
         }
+    }
+
+    /// The jobs the daemon at `api_url` holds from its planner and whose end the planner has not seen.
+    pub async fn list_handed_over(
+        &self,
+        api_url: &str,
+        token: Option<&str>,
+    ) -> Result<HandedOverList, String> {
+        let api = api_url.trim_end_matches('/');
+        let client = awc::Client::builder()
+            .disable_redirects()
+            .timeout(self.config.request_timeout)
+            .finish();
+        let mut request = client.get(format!("{api}/jobs/handed-over"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let mut response = request
+            .send()
+            .await
+            .map_err(|e| format!("GET {api}/jobs/handed-over: {e}"))?;
+        let code = response.status().as_u16();
+        if code != 200 {
+            let text = response
+                .body()
+                .await
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            return Err(format!(
+                "GET {api}/jobs/handed-over answered {code}: {}",
+                error_text(&text)
+            ));
+        }
+        response
+            .json::<HandedOverList>()
+            .limit(16 << 20)
+            .await
+            .map_err(|e| format!("GET {api}/jobs/handed-over: unreadable answer: {e}"))
     }
 
     async fn withdraw(&self, client: &awc::Client, api: &str, token: Option<&str>, id: &str) {
@@ -331,6 +418,7 @@ mod tests {
             request_timeout: Duration::from_secs(10),
             lost_after: Duration::from_secs(120),
             max_wait: Duration::from_secs(3600),
+            ..DispatchConfig::default()
         }
     }
 
@@ -440,6 +528,40 @@ mod tests {
                 withdraw: false
             }
         ));
+    }
+
+    #[test]
+    fn a_planner_adopts_only_the_jobs_it_does_not_know_and_places_them_on_the_worker() {
+        let spec = |id: &str| JobSpec {
+            id: id.into(),
+            node: "written-by-worker".into(),
+            ..crate::jobs::spec::tests::sample_spec()
+        };
+        let list = HandedOverList {
+            planner: "t1".into(),
+            jobs: vec![
+                HandedOver {
+                    job: spec("a"),
+                    state: RemoteState::Running,
+                },
+                HandedOver {
+                    job: spec("b"),
+                    state: RemoteState::Finished,
+                },
+                HandedOver {
+                    job: spec("c"),
+                    state: RemoteState::Queued,
+                },
+            ],
+        };
+        let adopted = jobs_to_adopt("t1", "w1", &list, |id| id == "c");
+        let ids: Vec<_> = adopted.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert!(adopted.iter().all(|s| s.node == "w1"));
+        // A worker of another planner: nothing.
+        assert!(jobs_to_adopt("t2", "w1", &list, |_| false).is_empty());
+        // Nothing known: everything, in the worker's order.
+        assert_eq!(jobs_to_adopt("t1", "w1", &list, |_| false).len(), 3);
     }
 
     #[test]

@@ -47,7 +47,10 @@ use crate::runtime::{Behavior, Ctx, HandlerError, Handles, Message};
 
 /// A node the scheduler may place jobs on.
 mod handover;
-pub use handover::{AcceptJob, Accepted, ClusterRoleReport, LookupJob, SchedulerRole, WithdrawJob};
+pub use handover::{
+    AcceptJob, Accepted, ClusterRoleReport, ListHandedOver, LookupJob, SchedulerRole, WithdrawJob,
+};
+use handover::{HandedOverBook, Reconcile, Reconciliation};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SchedulerNode {
@@ -340,6 +343,10 @@ pub struct SchedulerActor {
     this_node: String,
     /// The resource optimizer's cluster view (load, GPU memory, peers out of the plan).
     cluster: ClusterFigures,
+    /// What the planner handed this node, until the planner has seen each end (workers).
+    handed_over: HandedOverBook,
+    /// The planner's questions to its workers at start (planner).
+    reconciliation: Reconciliation,
 }
 
 impl SchedulerActor {
@@ -386,6 +393,8 @@ impl SchedulerActor {
             jobs_received: 0,
             this_node: String::new(),
             cluster: ClusterFigures::default(),
+            handed_over: HandedOverBook::new(config.jobs.history_limit.saturating_mul(4)),
+            reconciliation: Reconciliation::new(Vec::new()),
             nodes,
             config,
         }
@@ -470,7 +479,8 @@ impl SchedulerActor {
             return;
         }
         let now = Instant::now();
-        if !self.counts_loaded {
+        if !self.counts_loaded || !self.reconciliation.may_plan() {
+            // The first plan waits for the counts and for one round of questions to the workers.
             self.launch_ready(ctx);
             return;
         }
@@ -909,6 +919,12 @@ impl Behavior for SchedulerActor {
                 state_error: Some(format!("counting the games on disk failed: {e}")),
             })
         });
+        // A planner first asks its workers what they already hold from it (a restart loses nothing it handed out).
+        self.reconciliation = Reconciliation::new(self.daemon_workers());
+        if self.reconciliation.pending() {
+            self.ask_workers(ctx);
+            ctx.every(self.config.jobs.dispatch.reconcile_every, || Reconcile);
+        }
         ctx.every(self.config.interval, || Replan);
         ctx.every(self.config.policy.dynamic_weights.interval, || {
             RefreshWeights
