@@ -168,3 +168,27 @@ fn node_outside_the_cluster_is_the_same_error_for_check_config_and_run() {
     let ok = in_dir(text, &["check-config", "--node", "a"], &[]);
     assert_code(&ok, 0, "--node a");
 }
+
+/// The example cluster file of docs/examples is valid for every node it lists, strictly (the docs tell operators
+/// to start from it).
+#[test]
+fn the_example_cluster_file_checks_clean_for_every_node() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/examples/cluster-3-nodes.yaml");
+    let text = std::fs::read_to_string(path).expect("docs/examples/cluster-3-nodes.yaml");
+    let value: serde_yaml::Value = serde_yaml::from_str(&text).expect("the example is YAML");
+    let names: Vec<String> = value["cluster"]["nodes"]
+        .as_sequence()
+        .expect("cluster.nodes")
+        .iter()
+        .filter_map(|n| n["name"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    for name in &names {
+        let out = in_dir(
+            &text,
+            &["check-config", "--config", "config.yaml", "--strict", "--node", name],
+            &[],
+        );
+        assert_code(&out, 0, format!("check-config --strict --node {name}"));
+    }
+}
