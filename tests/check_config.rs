@@ -173,7 +173,10 @@ fn node_outside_the_cluster_is_the_same_error_for_check_config_and_run() {
 /// to start from it).
 #[test]
 fn the_example_cluster_file_checks_clean_for_every_node() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/examples/cluster-3-nodes.yaml");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/examples/cluster-3-nodes.yaml"
+    );
     let text = std::fs::read_to_string(path).expect("docs/examples/cluster-3-nodes.yaml");
     let value: serde_yaml::Value = serde_yaml::from_str(&text).expect("the example is YAML");
     let names: Vec<String> = value["cluster"]["nodes"]
@@ -186,7 +189,14 @@ fn the_example_cluster_file_checks_clean_for_every_node() {
     for name in &names {
         let out = in_dir(
             &text,
-            &["check-config", "--config", "config.yaml", "--strict", "--node", name],
+            &[
+                "check-config",
+                "--config",
+                "config.yaml",
+                "--strict",
+                "--node",
+                name,
+            ],
             &[],
         );
         assert_code(&out, 0, format!("check-config --strict --node {name}"));
