@@ -2,6 +2,7 @@
 //! cleared, and a deadline on every wait.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod sshd;
 
 use std::net::TcpListener;
