@@ -8,10 +8,7 @@ mod common;
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use common::cluster::{
-    assert_games_exactly_once, get_json, hashed_files, not_converged, worker_games,
-    write_atomically, Demo,
-};
+use common::cluster::{get_json, wait_games_on_trainer, worker_games, write_atomically, Demo};
 use common::{command, request, run_with_timeout};
 
 /// POST `body` as JSON; the status and body text.
@@ -112,32 +109,21 @@ fn games_reach_the_training_node_once_and_intact_and_models_reach_every_worker()
     let model: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
     write_atomically(&trainer.dir.join("data/models/hex8_2p-v1.bin"), &model);
 
-    // Every snapshot file reaches the training node intact; the model reaches every worker intact.
+    // Every snapshot file reaches the training node intact and once; the model reaches every worker intact.
     let trainer_games = trainer.dir.join("data/games");
+    wait_games_on_trainer(&trainer, &workers, &snapshot, Duration::from_secs(120));
     let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let held = hashed_files(&trainer_games, Duration::ZERO);
-        let missing = not_converged(&held, &snapshot);
-        let models_missing: Vec<&str> = workers
-            .iter()
-            .filter(|w| {
-                std::fs::read(w.dir.join("data/models/train-1/hex8_2p-v1.bin"))
-                    .ok()
-                    .as_ref()
-                    != Some(&model)
-            })
-            .map(|w| w.name.as_str())
-            .collect();
-        if missing.is_empty() && models_missing.is_empty() {
-            assert_games_exactly_once(&held, &workers);
-            break;
+    for w in &workers {
+        let copy = w.dir.join("data/models/train-1/hex8_2p-v1.bin");
+        while std::fs::read(&copy).ok().as_ref() != Some(&model) {
+            assert!(
+                Instant::now() < deadline,
+                "the model did not reach {} intact; its sync: {}",
+                w.name,
+                get_json(w, "/sync").unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(500));
         }
-        assert!(
-            Instant::now() < deadline,
-            "not converged: games {missing:?}; model not on {models_missing:?}\ntrainer sync: {}",
-            get_json(&trainer, "/sync").unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(500));
     }
 
     // Time from a game file written on a worker (its mtime) to its install on the training node (the rename

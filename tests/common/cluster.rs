@@ -328,3 +328,34 @@ pub fn assert_games_exactly_once(trainer: &BTreeMap<String, String>, workers: &[
         );
     }
 }
+
+/// Waits (up to `timeout`) until the training node holds every file of `snapshot` intact, then checks it holds
+/// each only once ([`assert_games_exactly_once`]). Asks it for a sync cycle now and then meanwhile.
+pub fn wait_games_on_trainer(
+    trainer: &Node,
+    workers: &[Node],
+    snapshot: &BTreeMap<String, BTreeMap<String, String>>,
+    timeout: Duration,
+) {
+    let games = trainer.dir.join("data/games");
+    let deadline = Instant::now() + timeout;
+    let mut next_nudge = Instant::now() + Duration::from_secs(5);
+    loop {
+        let held = hashed_files(&games, Duration::ZERO);
+        let missing = not_converged(&held, snapshot);
+        if missing.is_empty() {
+            assert_games_exactly_once(&held, workers);
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "games not on the training node within {timeout:?}: {missing:?}\ntrainer sync: {}",
+            get_json(trainer, "/sync").unwrap_or_default()
+        );
+        if Instant::now() > next_nudge {
+            let _ = request("POST", &format!("{}/sync/run", trainer.api), None);
+            next_nudge = Instant::now() + Duration::from_secs(5);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
