@@ -133,6 +133,10 @@ pub enum Command {
         /// Directory of the cluster file and of each node's data, state and logs.
         #[arg(long, default_value = "demo")]
         dir: PathBuf,
+        /// Turn on the fault-drill routes (`api.debug_endpoints`) and a 10 s watchdog on every node, for
+        /// trying failures by hand.
+        #[arg(long)]
+        debug: bool,
     },
     /// Print the generated key reference of docs/configuration.md (every key, default, env var).
     ConfigReference,

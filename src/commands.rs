@@ -72,7 +72,9 @@ pub fn dispatch(cli: Cli) -> Result<()> {
                 test_hook_hang_health_after.map(Into::into),
             )
         }
-        Command::Demo { nodes, dir } => crate::demo::run(nodes, &dir),
+        Command::Demo { nodes, dir, debug } => {
+            crate::demo::run(nodes, &dir, crate::demo::DemoOptions { debug })
+        }
         Command::ConfigReference => crate::client::emit(&config::reference::markdown()),
         Command::SelfplayDemo(args) => crate::selfplay_cmd::run(args),
     }

@@ -1,22 +1,15 @@
 //! A real cluster on loopback (issue 12): `coordinator demo` starts one planner and two workers as real daemons;
 //! the planner hands jobs to the workers' daemons, which run them and report back; `status` on each node says who
-//! plans; Ctrl-C stops every node and leaves no process behind.
+//! plans; games converge on the training node and models on the workers, byte for byte; Ctrl-C stops every node
+//! and leaves no process behind.
 
 mod common;
 
-use std::path::Path;
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::os::unix::fs::MetadataExt;
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use common::{command, request};
-
-/// The `api_url` of every node in the demo's cluster file, in order (planner first).
-fn api_urls(dir: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(dir.join("cluster.yaml")).unwrap_or_default();
-    text.lines()
-        .filter_map(|l| l.trim().strip_prefix("api_url: ").map(str::to_string))
-        .collect()
-}
+use common::cluster::{get_json, wait_games_on_trainer, worker_games, write_atomically, Demo};
+use common::{command, request, run_with_timeout};
 
 /// POST `body` as JSON; the status and body text.
 fn post_json(url: &str, body: &str) -> (u16, String) {
@@ -33,72 +26,16 @@ fn post_json(url: &str, body: &str) -> (u16, String) {
     }
 }
 
-fn json(url: &str) -> Option<serde_json::Value> {
-    match request("GET", url, None) {
-        Ok((200, body)) => Some(body),
-        _ => None,
-    }
-}
-
-/// Processes whose working directory is under `dir` (the demo's daemons, data servers and jobs).
-fn processes_under(dir: &Path) -> Vec<u32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(dir))
-        })
-        .collect()
-}
-
-struct Demo(Child);
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn the_planner_hands_jobs_to_worker_daemons_and_ctrl_c_stops_them_all() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path().join("demo");
-    let child = command(tmp.path())
-        .args(["demo", "--nodes", "3", "--dir"])
-        .arg(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn demo");
-    let mut demo = Demo(child);
-
-    // Every node answers /health.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let urls = loop {
-        let urls = api_urls(&dir);
-        if urls.len() == 3
-            && urls.iter().all(|u| {
-                matches!(
-                    request("GET", &format!("{u}/health"), None),
-                    Ok((200 | 503, _))
-                )
-            })
-        {
-            break urls;
-        }
-        assert!(Instant::now() < deadline, "demo nodes did not come up");
-        assert!(demo.0.try_wait().unwrap().is_none(), "demo exited early");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let mut demo = Demo::start(tmp.path(), 3, &[]);
+    let planner = demo.nodes[0].clone();
 
     // The planner's job table shows jobs succeeded on both workers; the workers say they received them.
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let jobs = json(&format!("{}/jobs", urls[0])).unwrap_or_default();
+        let jobs = get_json(&planner, "/jobs").unwrap_or_default();
         let done = |node: &str| jobs["nodes"][node]["succeeded"].as_u64().unwrap_or(0);
         if done("worker-1") >= 1 && done("worker-2") >= 1 {
             break;
@@ -109,10 +46,10 @@ fn the_planner_hands_jobs_to_worker_daemons_and_ctrl_c_stops_them_all() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    let planner = json(&format!("{}/status", urls[0])).expect("planner status");
-    assert_eq!(planner["scheduler"]["cluster"]["plans"], true, "{planner}");
-    for (url, name) in urls[1..].iter().zip(["worker-1", "worker-2"]) {
-        let status = json(&format!("{url}/status")).expect("worker status");
+    let status = get_json(&planner, "/status").expect("planner status");
+    assert_eq!(status["scheduler"]["cluster"]["plans"], true, "{status}");
+    for worker in &demo.nodes[1..] {
+        let status = get_json(worker, "/status").expect("worker status");
         let cluster = &status["scheduler"]["cluster"];
         assert_eq!(cluster["plans"], false, "{status}");
         assert_eq!(cluster["planner"], "train-1");
@@ -121,41 +58,139 @@ fn the_planner_hands_jobs_to_worker_daemons_and_ctrl_c_stops_them_all() {
             "{status}"
         );
         assert!(cluster["planner_last_heard_ago_s"].as_f64().is_some());
-        let games = std::fs::read_dir(dir.join(name).join("data/games/hex8_2p"))
+        let games = std::fs::read_dir(worker.dir.join("data/games/hex8_2p"))
             .map(|d| d.count())
             .unwrap_or(0);
-        assert!(games >= 1, "{name} wrote no game file");
+        assert!(games >= 1, "{} wrote no game file", worker.name);
         // A worker makes no plan of its own.
-        let plan = json(&format!("{url}/plan")).expect("worker plan");
-        assert_eq!(plan["plans"], 0, "{name} planned: {plan}");
+        let plan = get_json(worker, "/plan").expect("worker plan");
+        assert_eq!(plan["plans"], 0, "{} planned: {plan}", worker.name);
     }
 
     // Ctrl-C: every node stops cleanly, the demo exits 0, nothing is left running.
-    unsafe { libc::kill(demo.0.id() as i32, libc::SIGINT) };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = demo.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "demo did not stop after Ctrl-C");
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut stderr = String::new();
-    if let Some(mut err) = demo.0.stderr.take() {
-        use std::io::Read;
-        let _ = err.read_to_string(&mut stderr);
-    }
+    let status = demo.interrupt(Duration::from_secs(60));
+    let stderr = demo.stderr_text();
     assert_eq!(status.code(), Some(0), "demo stderr:\n{stderr}");
     assert!(stderr.contains("train-1 stopped"), "{stderr}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !processes_under(&dir).is_empty() {
+    demo.assert_nothing_left(Duration::from_secs(10));
+}
+
+#[test]
+fn games_reach_the_training_node_once_and_intact_and_models_reach_every_worker() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut demo = Demo::start(tmp.path(), 3, &[]);
+    let trainer = demo.nodes[0].clone();
+    let workers = demo.nodes[1..].to_vec();
+
+    // The workers play jobs the planner dispatched: wait for a few settled files on each.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let snapshot = loop {
+        let games = worker_games(&workers);
+        if games.values().all(|files| files.len() >= 3) {
+            break games;
+        }
         assert!(
             Instant::now() < deadline,
-            "processes left under the demo dir: {:?}",
-            processes_under(&dir)
+            "workers did not write 3 game files each in time: {games:?}\nplanner jobs: {}",
+            get_json(&trainer, "/jobs").unwrap_or_default()
         );
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let jobs = get_json(&trainer, "/jobs").expect("planner jobs");
+    for w in &workers {
+        assert!(
+            jobs["nodes"][&w.name]["succeeded"].as_u64().unwrap_or(0) >= 1,
+            "{} ran no job of the planner: {jobs}",
+            w.name
+        );
     }
+
+    // A model written on the training node (temp + rename), as a trainer would publish it.
+    let model: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    write_atomically(&trainer.dir.join("data/models/hex8_2p-v1.bin"), &model);
+
+    // Every snapshot file reaches the training node intact and once; the model reaches every worker intact.
+    let trainer_games = trainer.dir.join("data/games");
+    wait_games_on_trainer(&trainer, &workers, &snapshot, Duration::from_secs(120));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for w in &workers {
+        let copy = w.dir.join("data/models/train-1/hex8_2p-v1.bin");
+        while std::fs::read(&copy).ok().as_ref() != Some(&model) {
+            assert!(
+                Instant::now() < deadline,
+                "the model did not reach {} intact; its sync: {}",
+                w.name,
+                get_json(w, "/sync").unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    // Time from a game file written on a worker (its mtime) to its install on the training node (the rename
+    // sets the copy's ctime), for docs/performance.md.
+    let mut lags: Vec<f64> = snapshot
+        .iter()
+        .flat_map(|(worker, files)| files.keys().map(move |rel| (worker, rel)))
+        .filter_map(|(worker, rel)| {
+            let written =
+                std::fs::metadata(demo.node(worker).dir.join("data/games").join(rel)).ok()?;
+            let installed = std::fs::metadata(trainer_games.join(worker).join(rel)).ok()?;
+            let written = written
+                .modified()
+                .ok()?
+                .duration_since(UNIX_EPOCH)
+                .ok()?
+                .as_secs_f64();
+            let installed = installed.ctime() as f64 + installed.ctime_nsec() as f64 / 1e9;
+            Some(installed - written)
+        })
+        .collect();
+    lags.sort_by(f64::total_cmp);
+    let pick = |q: f64| lags[((lags.len() - 1) as f64 * q).round() as usize];
+    eprintln!(
+        "game file written on a worker -> installed on the training node: {} files, p50 {:.1} s, p99 {:.1} s",
+        lags.len(),
+        pick(0.5),
+        pick(0.99)
+    );
+
+    // `coordinator status` (the CLI) against each node shows every section.
+    for node in &demo.nodes {
+        let mut cmd = command(tmp.path());
+        cmd.args(["status", "--api", &node.api]);
+        let out = run_with_timeout(cmd, Duration::from_secs(30));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "status {}: {}",
+            node.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.starts_with(&format!("node {}", node.name)), "{text}");
+        for section in [
+            "├─ scheduler",
+            "└─ resources",
+            "\ndata server\n",
+            "\nresources\n",
+            "\nsync\n",
+            "\njobs\n",
+        ] {
+            assert!(
+                text.contains(section),
+                "{}: no {section:?} in:\n{text}",
+                node.name
+            );
+        }
+    }
+
+    let status = demo.interrupt(Duration::from_secs(60));
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "demo stderr:\n{}",
+        demo.stderr_text()
+    );
+    demo.assert_nothing_left(Duration::from_secs(10));
 }
 
 #[test]

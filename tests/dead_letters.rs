@@ -122,64 +122,18 @@ fn health_check(daemon: &Daemon) -> serde_json::Value {
         .unwrap_or_default()
 }
 
-/// A small tmpfs, unmounted on drop (also when the test fails).
-struct Tmpfs {
-    dir: PathBuf,
-}
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(dir).unwrap();
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output();
-        match out {
-            Ok(out) if out.status.success() => Tmpfs {
-                dir: dir.to_path_buf(),
-            },
-            Ok(out) => panic!(
-                "this test needs a small tmpfs to fill up and could not mount one (run it as root, as .ci/test does): {}",
-                String::from_utf8_lossy(&out.stderr)
-            ),
-            Err(e) => panic!(
-                "this test needs `mount -t tmpfs` (run it as root, as .ci/test does): {e}"
-            ),
-        }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
-    }
-}
-
 /// A temp dir with a 2 MiB tmpfs at `mnt` holding the store `mnt/dl.db`, and its `dead_letters` section (a
 /// 256 KiB spill plus `settings`, YAML lines indented by two).
-fn store_on_tmpfs(settings: &str) -> (tempfile::TempDir, Tmpfs, PathBuf, String) {
+fn store_on_tmpfs(settings: &str) -> (tempfile::TempDir, common::Tmpfs, PathBuf, String) {
     let dir = tempfile::tempdir().unwrap();
     let mnt = dir.path().join("mnt");
-    let tmpfs = Tmpfs::mount(&mnt, "2m");
+    let tmpfs = common::Tmpfs::mount(&mnt, "2m");
     let db = mnt.join("dl.db");
     let section = format!(
         "dead_letters:\n  path: {}\n  spill_max_bytes: 256KiB\n  {settings}\n",
         db.display()
     );
     (dir, tmpfs, mnt, section)
-}
-
-/// Fills the filesystem of `path` until a write fails (ENOSPC).
-fn fill_disk(path: &Path) {
-    use std::io::Write;
-    let mut file = std::fs::File::create(path).expect("create filler");
-    let block = vec![0u8; 4096];
-    for _ in 0..100_000 {
-        if file.write_all(&block).is_err() {
-            return;
-        }
-    }
-    panic!("the disk did not fill up after 400 MB");
 }
 
 #[test]
@@ -196,7 +150,7 @@ fn a_full_disk_spills_letters_without_a_loop_and_moves_them_into_the_store_when_
         || daemon.get("/dead-letters").1["total"] == 1,
     );
 
-    fill_disk(&mnt.join("filler"));
+    common::fill_disk(&mnt.join("filler"));
     paced_error_drills(&daemon, "sync", 20);
     let status = daemon.wait_status(
         "store failing and letters spilled",
@@ -628,7 +582,7 @@ fn a_store_failing_past_its_limit_fails_health_and_restarts_the_actor() {
     let config = config_with(&section, "").replace("max_restarts: 3", "max_restarts: 1000");
     let daemon = Daemon::start_in(dir, &config);
     paced_error_drills(&daemon, "sync", 1);
-    fill_disk(&mnt.join("filler"));
+    common::fill_disk(&mnt.join("filler"));
     paced_error_drills(&daemon, "sync", 5);
     wait_until(
         "dead_letters check failing",

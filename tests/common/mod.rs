@@ -2,6 +2,7 @@
 //! cleared, and a deadline on every wait.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod sshd;
 
 use std::net::TcpListener;
@@ -328,4 +329,51 @@ pub fn assert_code(out: &Output, code: i32, what: impl std::fmt::Display) {
         "{what}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A small tmpfs, unmounted on drop (also when the test fails).
+pub struct Tmpfs {
+    dir: PathBuf,
+}
+
+impl Tmpfs {
+    pub fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output();
+        match out {
+            Ok(out) if out.status.success() => Tmpfs {
+                dir: dir.to_path_buf(),
+            },
+            Ok(out) => panic!(
+                "this test needs a small tmpfs to fill up and could not mount one at {} (run it as root, as .ci/test does): {}",
+                dir.display(),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) => panic!(
+                "this test needs `mount -t tmpfs` (run it as root, as .ci/test does): {e}"
+            ),
+        }
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+    }
+}
+
+/// Fills the filesystem of `path` until a write fails (ENOSPC).
+pub fn fill_disk(path: &Path) {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path).expect("create filler");
+    let block = vec![0u8; 4096];
+    for _ in 0..100_000 {
+        if file.write_all(&block).is_err() {
+            return;
+        }
+    }
+    panic!("the disk did not fill up after 400 MB");
 }
