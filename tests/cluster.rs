@@ -11,6 +11,14 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 use common::cluster::{get_json, wait_games_on_trainer, worker_games, write_atomically, Demo};
 use common::{command, request, run_with_timeout};
 
+/// GET `url`, its JSON body when it answered 200.
+fn json(url: &str) -> Option<serde_json::Value> {
+    match request("GET", url, None) {
+        Ok((200, body)) => Some(body),
+        _ => None,
+    }
+}
+
 /// POST `body` as JSON; the status and body text.
 fn post_json(url: &str, body: &str) -> (u16, String) {
     let call = ureq::AgentBuilder::new()
