@@ -31,7 +31,7 @@ use super::gpu::{GpuInfo, GpuProbe, GpuSummary};
 use super::sample::Sample;
 use crate::runtime::health::{HealthCheck, HealthStatus};
 use crate::scheduler::config::{GpuChoice, GpuModelSource, GpuTable, TargetJobsPolicy};
-use crate::scheduler::target_jobs::{hardware_limit, target_jobs, JobConditions, NodeResources};
+use crate::scheduler::target_jobs::{target_jobs, JobConditions, NodeResources};
 
 /// Games per hour this node can take when `requested` is asked for, at `utilization` % and GPU memory use
 /// `gpu_memory` % (domain: request 1000 → 1500 at 35 %, 760 at 92 %, 300 at GPU memory 95 %).
@@ -927,17 +927,6 @@ impl ResourcePolicy {
                 .map(|(t, _)| now.saturating_duration_since(*t).as_secs_f64()),
             figures,
         }
-    }
-
-    /// The hardware cap of a node from its figures (for peers whose own optimizer reported none).
-    pub fn cap_of(figures: &NodeFigures, limits: &TargetJobsPolicy) -> u32 {
-        let node = NodeResources::idle(
-            figures.gpu_name.as_deref(),
-            figures.gpu_count,
-            figures.cpu_cores,
-            figures.memory_total_gb,
-        );
-        hardware_limit(&node, limits).max(1)
     }
 }
 
