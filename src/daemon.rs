@@ -286,6 +286,8 @@ async fn run_tree(config: Config, node: String) -> Result<Outcome> {
             node: node.clone(),
             roots: config.watched_roots(),
             limits: config.scheduler.policy.target_jobs.clone(),
+            gpus: config.scheduler.policy.gpus.clone(),
+            gpu: config.configured_gpu(&node),
             initial_target: config.scheduler.jobs.max_concurrent_per_node,
             gate: pressure.clone(),
             health: health.clone(),

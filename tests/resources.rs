@@ -13,23 +13,34 @@ use common::{command, free_port, request, test_config};
 const FAKE_SMI: &str = "#!/bin/sh\n\
 printf '0, NVIDIA H100 80GB HBM3, 35, 20345, 81559\\n1, NVIDIA H100 80GB HBM3, 41, 30120, 81559\\n'\n";
 
-fn config(api: u16, data: u16, resources: &str) -> String {
+/// `resources` thresholds above any use of this machine's disks and memory.
+const NO_PRESSURE: &str = "  disk_warning_percent: 99.9\n  disk_critical_percent: 100\n  memory_warning_percent: 99.9\n  memory_critical_percent: 100\n";
+
+/// An executable `fake-nvidia-smi` in `dir` that runs `script` (a shell script).
+fn fake_smi(dir: &std::path::Path, script: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let smi = dir.join("fake-nvidia-smi");
+    std::fs::write(&smi, script).unwrap();
+    std::fs::set_permissions(&smi, std::fs::Permissions::from_mode(0o755)).unwrap();
+    smi
+}
+
+/// The daemon's config with `scheduler` and `resources` sections: `scheduler` as given, `resources` sampling every
+/// 300 ms plus `resources` (indented keys).
+fn config_with(api: u16, data: u16, scheduler: &str, resources: &str) -> String {
     test_config(
         api,
         data,
-        &format!(
-            r#"scheduler:
-  enabled: true
-  interval: 1s
-  max_games_per_job: 5
-  jobs:
-    output_dir: data/games
-    logs_dir: state/jobs
-    max_concurrent_per_node: 2
-resources:
-  interval: 300ms
-{resources}"#
-        ),
+        &format!("scheduler:\n  enabled: true\n  interval: 1s\n{scheduler}resources:\n  interval: 300ms\n{resources}"),
+    )
+}
+
+fn config(api: u16, data: u16, resources: &str) -> String {
+    config_with(
+        api,
+        data,
+        "  max_games_per_job: 5\n  jobs:\n    output_dir: data/games\n    logs_dir: state/jobs\n    max_concurrent_per_node: 2\n",
+        resources,
     )
 }
 
@@ -208,19 +219,11 @@ fn disk_pressure_pauses_new_jobs_and_a_higher_threshold_resumes_them() {
     );
 
     // Run 2: the same node with the threshold above any use, and GPUs from a fake nvidia-smi.
-    let smi = dir.path().join("fake-nvidia-smi");
-    std::fs::write(&smi, FAKE_SMI).unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&smi, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    let smi = fake_smi(dir.path(), FAKE_SMI);
     let text = config(
         api,
         data,
-        &format!(
-            "  disk_warning_percent: 99.9\n  disk_critical_percent: 100\n  memory_warning_percent: 99.9\n  memory_critical_percent: 100\n  gpu_command: {}\n",
-            smi.display()
-        ),
+        &format!("{NO_PRESSURE}  gpu_command: {}\n", smi.display()),
     );
     let mut run = Run::start(dir.path(), &text, api, "run2.log");
     let jobs = run.wait(
@@ -289,12 +292,7 @@ fn a_silent_peer_leaves_the_view_and_the_plan() {
                               // GPUs from a fake nvidia-smi (35 % and 41 % busy), so every node's load is known whatever else this machine
                               // is doing (without GPUs the load would be this busy test machine's CPU).
     let tools = tempfile::tempdir().unwrap();
-    let smi = tools.path().join("fake-nvidia-smi");
-    std::fs::write(&smi, FAKE_SMI).unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&smi, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
+    let smi = fake_smi(tools.path(), FAKE_SMI);
     let extra = format!(
         r#"cluster:
   nodes:
@@ -378,4 +376,103 @@ resources:
         "{text}"
     );
     drop(b);
+}
+
+/// The negotiated rate reaches the plan, and the GPU model comes from nvidia-smi: a node whose config names no GPU
+/// and whose (fake) `nvidia-smi` reports a GH200 is planned and capped as a GH200; when its GPU memory climbs to
+/// 95 % its spawn-rate multiplier drops to 0.3 (`/status`, `/metrics`) and the next plan is made with it
+/// (`/plan`), giving out fewer games than the plan before it.
+#[test]
+fn gpu_memory_pressure_thins_the_plan_and_the_measured_gpu_model_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, data) = (free_port(), free_port());
+    let reply = dir.path().join("smi-reply.txt");
+    let write_reply = |memory_used_mib: u32| {
+        // Written whole then renamed: the fake never prints half a reply.
+        let tmp = dir.path().join("smi-reply.tmp");
+        std::fs::write(
+            &tmp,
+            format!("0, NVIDIA GH200 480GB, 70, {memory_used_mib}, 97871\n"),
+        )
+        .unwrap();
+        std::fs::rename(&tmp, &reply).unwrap();
+    };
+    write_reply(48_000); // 49 %: multiplier 1 at 70 % utilization
+    let smi = fake_smi(
+        dir.path(),
+        &format!("#!/bin/sh\ncat '{}'\n", reply.display()),
+    );
+    // One config, and jobs that write their games at once, so plans are played (and replaced) within seconds.
+    let scheduler = r#"  configs: [hex8_2p]
+  max_games_per_job: 100000
+  jobs:
+    output_dir: data/games
+    logs_dir: state/jobs
+    max_concurrent_per_node: 1
+    command: ["/bin/sh", "-c", "sleep 0.3; mkdir -p \"$(dirname \"$1\")\"; i=0; while [ $i -lt \"$2\" ]; do echo '{{}}'; i=$((i+1)); done > \"$1\"", "job", "{output}", "{games}"]
+"#;
+    let resources = format!("{NO_PRESSURE}  gpu_command: {}\n", smi.display());
+    let text = config_with(api, data, scheduler, &resources);
+    let mut run = Run::start(dir.path(), &text, api, "run.log");
+    let multiplier = |v: &serde_json::Value| v["spawn_rate_multiplier"].as_f64();
+    let close = |v: Option<f64>, want: f64| v.is_some_and(|m| (m - want).abs() < 1e-6);
+    let plan = run.wait(
+        "/plan",
+        "a plan made with the GH200's full rate",
+        Duration::from_secs(60),
+        |code, p| {
+            code == 200 && close(multiplier(p), 1.0) && p["plan"]["total_games"].as_u64() > Some(0)
+        },
+    );
+    let full = plan["plan"]["total_games"].as_u64().unwrap();
+    assert!(
+        full > 500,
+        "planned as a GH200 (games cap 2000), not with the unknown row's cap of 500: {plan}"
+    );
+    let status = run.wait(
+        "/status",
+        "the measured GPU model",
+        Duration::from_secs(10),
+        |_, s| s["resources"]["controller"]["gpu_model"] == "GH200",
+    );
+    let controller = &status["resources"]["controller"];
+    assert_eq!(controller["gpu_model_source"], "measured", "{controller}");
+
+    write_reply(93_000); // 95 %: GPU memory critical, × 0.3
+    let status = run.wait(
+        "/status",
+        "the lower multiplier in /status",
+        Duration::from_secs(30),
+        |_, s| close(multiplier(&s["resources"]["controller"]), 0.3),
+    );
+    assert!(
+        close(
+            status["resources"]["figures"]["rate_multiplier"].as_f64(),
+            0.3
+        ),
+        "{status}"
+    );
+    let plan = run.wait(
+        "/plan",
+        "a plan made with the lower multiplier",
+        Duration::from_secs(60),
+        |code, p| code == 200 && close(multiplier(p), 0.3),
+    );
+    let thinned = plan["plan"]["total_games"].as_u64().unwrap();
+    assert!(
+        thinned <= 600 && thinned < full,
+        "under GPU memory pressure the GH200's cap shrinks to 2000 × 0.3: {thinned} vs {full}; {plan}"
+    );
+    let (_, status) = run.get("/status").expect("/status");
+    assert!(
+        close(multiplier(&status["scheduler"]), 0.3),
+        "{}",
+        status["scheduler"]
+    );
+    let metrics = run.get_text("/metrics");
+    assert!(
+        metrics.contains("coordinator_resources_spawn_rate_multiplier 0.3"),
+        "{metrics}"
+    );
+    run.stop();
 }

@@ -92,7 +92,9 @@ pub struct ClusterNode {
     pub data_url: Option<String>,
     /// `user@host` for SSH (rsync transport and remote selfplay jobs); none: not reachable over SSH.
     pub ssh: Option<String>,
-    /// GPU model as in the scheduler's GPU table (`GH200`, `H100`, `RTX_4090`, `CPU`, …).
+    /// GPU model as in the scheduler's GPU table (`GH200`, `H100`, `RTX_4090`, `CPU`, …). `unknown` (the
+    /// default): the model the node's `nvidia-smi` reports (`NVIDIA GH200 480GB` → `GH200`), CPU-only when it
+    /// reports none. An explicit name wins over the measured one; a mismatch is a warning naming both.
     pub gpu: String,
     /// GPU memory in GB (0: unknown).
     pub gpu_memory_gb: f64,
@@ -112,7 +114,7 @@ impl Default for ClusterNode {
             api_url: None,
             data_url: None,
             ssh: None,
-            gpu: "CPU".to_string(),
+            gpu: "unknown".to_string(),
             gpu_memory_gb: 0.0,
             cpu_cores: 0,
             ephemeral: false,
@@ -472,6 +474,16 @@ impl Config {
                 })
             })
             .collect()
+    }
+
+    /// The GPU model `cluster.nodes` names for `this_node`; `unknown` (take the measured one) when it names none or
+    /// the node is not listed.
+    pub fn configured_gpu(&self, this_node: &str) -> String {
+        self.cluster
+            .nodes
+            .iter()
+            .find(|n| n.name == this_node)
+            .map_or_else(|| "unknown".to_string(), |n| n.gpu.clone())
     }
 
     /// The roles of node `name`: its `roles` in `cluster.nodes`; both roles in a single-machine cluster (no

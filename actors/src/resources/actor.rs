@@ -24,7 +24,7 @@ use super::sample::{OsSampler, Sample};
 use crate::pressure::PressureGate;
 use crate::runtime::{ActorRef, Behavior, Ctx, HandlerError, Handles, HealthBoard};
 use crate::scheduler::actor::{CapacityUpdate, GetJobs, SchedulerActor};
-use crate::scheduler::config::TargetJobsPolicy;
+use crate::scheduler::config::{GpuTable, TargetJobsPolicy};
 
 /// The name of the optimizer's check on the health board.
 pub const HEALTH_CHECK: &str = "resources";
@@ -50,6 +50,10 @@ pub struct OptimizerSetup {
     pub roots: Vec<PathBuf>,
     /// The hardware-cap table (`scheduler.policy.target_jobs`).
     pub limits: TargetJobsPolicy,
+    /// The GPU table (`scheduler.policy.gpus`): maps the names nvidia-smi reports to its models.
+    pub gpus: GpuTable,
+    /// This node's `cluster.nodes[].gpu` (`unknown` when the config names none: the measured model is used).
+    pub gpu: String,
     /// The job target before the first round (the scheduler's default per node).
     pub initial_target: u32,
     pub gate: PressureGate,
@@ -80,7 +84,8 @@ impl ResourceOptimizer {
             setup.limits.clone(),
             setup.node.clone(),
             setup.initial_target,
-        );
+        )
+        .with_gpu(setup.gpu.clone(), setup.gpus.clone());
         let view = ClusterView::new(
             setup.peers.iter().map(|p| p.name.clone()),
             setup.config.cluster.stale_after,
@@ -419,6 +424,9 @@ fn log_notice(notice: Notice) {
         }
         Notice::TargetChanged { from, to, reason } => {
             tracing::info!(from, to, %reason, "job target changed")
+        }
+        Notice::GpuMismatch { warning } => {
+            tracing::warn!(%warning, "configured GPU model differs from the measured one; the configured one is used")
         }
     }
 }

@@ -48,6 +48,14 @@ pub struct NodeFigures {
     pub hardware_cap: u32,
     /// True while its pressure gate holds back new work.
     pub paused: bool,
+    /// Its spawn-rate multiplier: the rate its optimizer negotiates for the default request over that request
+    /// (1 from a node that does not report one).
+    #[serde(default = "one")]
+    pub rate_multiplier: f64,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 impl NodeFigures {
@@ -95,6 +103,32 @@ impl ClusterFigures {
         self.of(node)
             .map(|f| f.gpu_memory_gb)
             .filter(|gb| *gb > 0.0)
+    }
+
+    /// The spawn-rate multiplier `node` reports, when it reported figures.
+    pub fn rate_multiplier_of(&self, node: &str) -> Option<f64> {
+        self.of(node).map(|f| f.rate_multiplier)
+    }
+
+    /// The GPU `node` reports (first GPU's name), when it reported GPUs.
+    pub fn gpu_name_of(&self, node: &str) -> Option<&str> {
+        self.of(node).and_then(|f| f.gpu_name.as_deref())
+    }
+
+    /// The plan's spawn-rate multiplier for the nodes it plans: the rate they negotiate together over the rate
+    /// asked of them, i.e. the mean of their multipliers (nodes without figures count 1). `None` when none of
+    /// them has figures. Below 1 the plan thins its games per config (`spawn_rate_multiplier`).
+    pub fn spawn_rate_multiplier<'a>(
+        &self,
+        planned: impl IntoIterator<Item = &'a str>,
+    ) -> Option<f64> {
+        let mut known = false;
+        let (sum, count) = planned.into_iter().fold((0.0, 0u32), |(sum, count), node| {
+            let m = self.of(node).map(|f| f.rate_multiplier);
+            known |= m.is_some();
+            (sum + m.unwrap_or(1.0), count + 1)
+        });
+        (known && count > 0).then(|| sum / f64::from(count))
     }
 
     /// True when `node` must get no games: it left the view, or it is a peer whose pressure gate is closed.
@@ -299,6 +333,7 @@ mod tests {
             target_jobs: 8,
             hardware_cap: 32,
             paused: false,
+            rate_multiplier: 1.0,
         }
     }
 
@@ -386,5 +421,40 @@ mod tests {
             "this node's own pause is the gate's"
         );
         assert_eq!(cluster.load_of("unknown"), None);
+    }
+
+    #[test]
+    fn the_plan_multiplier_is_the_mean_rate_of_the_planned_nodes() {
+        let hot = NodeFigures {
+            rate_multiplier: 0.3,
+            ..figures("hot", Some(70.0))
+        };
+        let idle = NodeFigures {
+            rate_multiplier: 1.5,
+            ..figures("idle", None)
+        };
+        let cluster = ClusterFigures {
+            local: "hot".into(),
+            nodes: vec![hot, idle],
+            left: vec![],
+        };
+        let close = |got: Option<f64>, want: f64| {
+            assert!((got.unwrap() - want).abs() < 1e-9, "{got:?} vs {want}")
+        };
+        close(cluster.spawn_rate_multiplier(["hot"]), 0.3);
+        close(cluster.spawn_rate_multiplier(["hot", "idle"]), 0.9);
+        // A node without figures (SSH-only) is asked the full rate.
+        close(cluster.spawn_rate_multiplier(["hot", "ssh-only"]), 0.65);
+        assert_eq!(cluster.spawn_rate_multiplier(["ssh-only"]), None);
+        assert_eq!(cluster.spawn_rate_multiplier([]), None);
+        assert_eq!(cluster.gpu_name_of("hot"), Some("NVIDIA H100 80GB HBM3"));
+        assert_eq!(cluster.gpu_name_of("idle"), None);
+        assert_eq!(cluster.rate_multiplier_of("hot"), Some(0.3));
+        assert_eq!(cluster.rate_multiplier_of("ssh-only"), None);
+        // A peer on an older build reports no multiplier: 1.
+        let mut json = serde_json::to_value(figures("old", None)).unwrap();
+        json.as_object_mut().unwrap().remove("rate_multiplier");
+        let old: NodeFigures = serde_json::from_value(json).unwrap();
+        assert_eq!(old.rate_multiplier, 1.0);
     }
 }

@@ -75,7 +75,8 @@ pub struct BandConfig {
     pub low_percent: f64,
     /// Upper edge of the target band (%).
     pub high_percent: f64,
-    /// The optimum inside the band (%); rate negotiation and `/status` report the distance to it.
+    /// The optimum inside the band (%): of the upward steps that fit the band, the controller takes the one its
+    /// estimate lands nearest this; `/status` reports the distance to it (`controller.distance_to_optimum_percent`).
     pub optimum_percent: f64,
     /// Below this (%) jobs are added at once (`step_up` per interval).
     pub scale_up_below_percent: f64,
@@ -119,7 +120,8 @@ impl Default for BandConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateConfig {
-    /// The rate asked for when nothing else is known (games/hour).
+    /// The rate asked for when nothing else is known (games/hour); the rate negotiated for it over it is the
+    /// spawn-rate multiplier the plan applies.
     pub default_games_per_hour: f64,
     /// Lowest rate granted (games/hour).
     pub min_games_per_hour: f64,
@@ -260,6 +262,17 @@ impl ResourcesConfig {
             r.max_games_per_hour,
             "rate.max_games_per_hour",
         );
+        if r.min_games_per_hour <= 0.0
+            || !(r.min_games_per_hour..=r.max_games_per_hour).contains(&r.default_games_per_hour)
+        {
+            out.push((
+                "rate.default_games_per_hour".into(),
+                format!(
+                    "{} must lie within rate.min_games_per_hour ({}, above 0) and rate.max_games_per_hour ({})",
+                    r.default_games_per_hour, r.min_games_per_hour, r.max_games_per_hour
+                ),
+            ));
+        }
         if b.landing_margin_percent < 0.0
             || 2.0 * b.landing_margin_percent >= b.high_percent - b.low_percent
         {
@@ -352,6 +365,11 @@ mod tests {
         assert!(fields.contains(&"disk_warning_percent".to_string()));
         assert!(fields.contains(&"memory_critical_percent".to_string()));
         assert!(fields.contains(&"interval".to_string()));
+        let mut c = ResourcesConfig::default();
+        c.rate.default_games_per_hour = 0.0;
+        let problems = c.problems();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, "rate.default_games_per_hour");
     }
 
     #[test]

@@ -244,6 +244,19 @@ pub(crate) mod tests {
     /// --format=csv,noheader,nounits` on a two-GPU H100 node (driver 535): comma plus space, no units, no header.
     pub const H100_FIXTURE: &str = "0, NVIDIA H100 80GB HBM3, 35, 20345, 81559\n\
                                     1, NVIDIA H100 80GB HBM3, 91, 74120, 81559\n";
+    /// Replies of the same query on other nodes (one line each; names exactly as the drivers print them).
+    pub const MODELS_FIXTURE: &str = "0, NVIDIA GH200 480GB, 62, 50112, 97871\n\
+                                      0, NVIDIA H100 80GB HBM3, 35, 20345, 81559\n\
+                                      0, NVIDIA GeForce RTX 4090, 48, 9021, 24564\n\
+                                      0, NVIDIA A100-SXM4-80GB, 70, 40110, 81920\n\
+                                      0, NVIDIA A100-SXM4-40GB, 70, 20110, 40960\n\
+                                      0, NVIDIA A100 80GB PCIe, 70, 40110, 81920\n\
+                                      0, NVIDIA H200, 55, 70000, 143771\n\
+                                      0, NVIDIA L40S, 51, 20000, 46068\n\
+                                      0, NVIDIA GeForce RTX 3090, 40, 9000, 24576\n\
+                                      0, NVIDIA A10, 30, 5000, 23028\n\
+                                      0, NVIDIA A10G, 30, 5000, 23028\n\
+                                      0, Tesla V100-SXM2-16GB, 20, 3000, 16384\n";
     /// A GPU whose driver has no utilization counter (seen on some vGPUs and Jetsons).
     pub const NA_FIXTURE: &str = "0, NVIDIA A10G, [N/A], 512, 23028\n";
 
@@ -261,6 +274,45 @@ pub(crate) mod tests {
         let max_mem = 100.0 * 74120.0 / 81559.0;
         assert!((summary.memory_percent.unwrap() - max_mem).abs() < 1e-9);
         assert!((summary.memory_total_gb - 2.0 * 81559.0 / 1024.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn reported_names_map_to_the_scheduler_gpu_table() {
+        use crate::scheduler::config::GpuTable;
+        use crate::scheduler::target_jobs::HardwareClass;
+        let table = GpuTable::default();
+        let gpus = parse_nvidia_smi(MODELS_FIXTURE).unwrap();
+        let expected = [
+            (Some("GH200"), HardwareClass::Gh200),
+            (Some("H100"), HardwareClass::H100),
+            (Some("RTX_4090"), HardwareClass::Consumer),
+            (Some("A100_80"), HardwareClass::A100),
+            (Some("A100"), HardwareClass::A100),
+            (Some("A100_80"), HardwareClass::A100),
+            (Some("H200"), HardwareClass::H100),
+            (Some("L40S"), HardwareClass::A100),
+            (Some("RTX_3090"), HardwareClass::Consumer),
+            (Some("A10"), HardwareClass::Consumer),
+            // Not rows of the table: the unknown row plans them, the class table still knows the A10G.
+            (None, HardwareClass::Consumer),
+            (None, HardwareClass::UnknownGpu),
+        ];
+        assert_eq!(gpus.len(), expected.len());
+        for (gpu, (row, class)) in gpus.iter().zip(expected) {
+            let found = table.model_of(&gpu.name).map(|m| m.name.as_str());
+            assert_eq!(found, row, "{}", gpu.name);
+            let choice = table.choose("unknown", Some(&gpu.name));
+            assert_eq!(
+                HardwareClass::of(Some(&choice.model)),
+                class,
+                "{}",
+                gpu.name
+            );
+        }
+        // The plan's numbers follow: a GH200 as reported gets the GH200 row, not the unknown one.
+        assert_eq!(table.profile("NVIDIA GH200 480GB").games_cap, 2000);
+        assert_eq!(table.profile("NVIDIA GeForce RTX 4090").games_cap, 400);
+        assert_eq!(table.profile("Tesla V100-SXM2-16GB").games_cap, 500);
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub struct ResourceMetrics {
     pub pressure_level: IntGauge,
     /// `coordinator_resources_rate_games_per_hour`: negotiated rate for the default request.
     pub rate: Gauge,
+    /// `coordinator_resources_spawn_rate_multiplier`: that rate over the default request (the plan's input).
+    pub spawn_rate_multiplier: Gauge,
     /// `coordinator_resources_sample_cpu_seconds`: CPU time of the last OS sample.
     pub sample_cpu_seconds: Gauge,
     /// `coordinator_resources_samples_total`.
@@ -82,6 +84,13 @@ pub fn resource_metrics() -> &'static ResourceMetrics {
                     "Games per hour this node can take for the default request",
                 )
                 .unwrap_or_else(|e| fail("coordinator_resources_rate_games_per_hour", e)),
+            ),
+            spawn_rate_multiplier: register(
+                Gauge::new(
+                    "coordinator_resources_spawn_rate_multiplier",
+                    "This node's negotiated rate over the default request; below 1 the plan thins its games per config",
+                )
+                .unwrap_or_else(|e| fail("coordinator_resources_spawn_rate_multiplier", e)),
             ),
             sample_cpu_seconds: register(
                 Gauge::new(
@@ -147,5 +156,7 @@ impl ResourceMetrics {
             PressureLevel::Critical => 2,
         });
         self.rate.set(report.controller.rate_games_per_hour);
+        self.spawn_rate_multiplier
+            .set(report.controller.spawn_rate_multiplier);
     }
 }

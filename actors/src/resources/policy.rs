@@ -7,9 +7,10 @@
 //! job moves utilization by a large step (5-20 points on the nodes we run). A PID's continuous output quantized to
 //! whole jobs hunts around the setpoint (with kp 0.5 one job more or less is always "the right correction"), and
 //! its integral winds up while jobs are still starting. The band instead does nothing inside 60-80 %, so noise
-//! never moves it; it acts at once past the scale thresholds (+2 jobs per interval below 55 %, −1 above 85 %),
-//! and between a band edge and its threshold it makes a one-job correction only after `rebalance_after` samples in
-//! a row. It never makes a step that its own estimate (utilization per running job) says would land past the far
+//! never moves it; it acts at once past the scale thresholds (up to +2 jobs per interval below 55 %, −1 above
+//! 85 %), and between a band edge and its threshold it makes a one-job correction only after `rebalance_after`
+//! samples in a row. Of the upward steps that fit (below), it takes the one its estimate lands nearest the
+//! optimum (`optimum_percent`, 70 %). It never makes a step that its own estimate (utilization per running job) says would land past the far
 //! edge of the band, and a step of several jobs or one that reverses the previous step must land
 //! `landing_margin_percent` inside it, so noise cannot bounce it across the band; an overloaded node (above 85 %, or GPU memory
 //! critical, or CPU above 85 % on a GPU node) always steps down. The target is kept within 1 and the node's
@@ -29,8 +30,8 @@ use super::config::{BandConfig, RateConfig, ResourcesConfig};
 use super::gpu::{GpuInfo, GpuProbe, GpuSummary};
 use super::sample::Sample;
 use crate::runtime::health::{HealthCheck, HealthStatus};
-use crate::scheduler::config::TargetJobsPolicy;
-use crate::scheduler::target_jobs::{hardware_limit, target_jobs, JobConditions, NodeResources};
+use crate::scheduler::config::{GpuChoice, GpuModelSource, GpuTable, TargetJobsPolicy};
+use crate::scheduler::target_jobs::{target_jobs, JobConditions, NodeResources};
 
 /// Games per hour this node can take when `requested` is asked for, at `utilization` % and GPU memory use
 /// `gpu_memory` % (domain: request 1000 → 1500 at 35 %, 760 at 92 %, 300 at GPU memory 95 %).
@@ -61,6 +62,24 @@ pub fn negotiate_rate(
         _ => {}
     }
     granted.clamp(rate.min_games_per_hour, rate.max_games_per_hour)
+}
+
+/// The node's spawn-rate multiplier: the rate it negotiates for the default request over that request
+/// (1.5 at 35 %, 0.76 at 92 %, 0.3 with GPU memory at 95 %). The one home of the ratio the scheduler's plan
+/// applies (`spawn_rate_multiplier`: below 1 it thins the games per config).
+pub fn spawn_rate_multiplier(
+    utilization: Option<f64>,
+    gpu_memory: Option<f64>,
+    band: &BandConfig,
+    rate: &RateConfig,
+) -> f64 {
+    negotiate_rate(
+        rate.default_games_per_hour,
+        utilization,
+        gpu_memory,
+        band,
+        rate,
+    ) / rate.default_games_per_hour
 }
 
 /// Which way the controller moved the target.
@@ -234,7 +253,17 @@ impl BandController {
             if let Some(veto) = veto_up {
                 return (self.target, format!("{kind} at {u:.0}% is low but {veto}"));
             }
-            let Some(steps) = (1..=band.step_up).rev().find(|s| fits(*s, true)) else {
+            // Of the steps that fit, the one its estimate lands nearest the optimum (ties: the bigger step).
+            let nearest = |a: &u32, b: &u32| {
+                let off = |s: u32| {
+                    per_job.map_or(0.0, |e| (u + f64::from(s) * e - band.optimum_percent).abs())
+                };
+                off(*a).total_cmp(&off(*b)).then(b.cmp(a))
+            };
+            let Some(steps) = (1..=band.step_up)
+                .filter(|s| fits(*s, true))
+                .min_by(nearest)
+            else {
                 return (
                     self.target,
                     format!("{kind} at {u:.0}% is low but one more job would overshoot the band"),
@@ -413,6 +442,8 @@ pub enum Notice {
     CpuOnly { command: String },
     /// Info: the job target changed.
     TargetChanged { from: u32, to: u32, reason: String },
+    /// Warn (once per distinct mismatch): the configured GPU model differs from the measured one.
+    GpuMismatch { warning: String },
 }
 
 /// What the shell must do.
@@ -458,6 +489,15 @@ pub struct ControllerReport {
     pub reason: String,
     /// Games per hour this node can take for the default request.
     pub rate_games_per_hour: f64,
+    /// That rate over the default request: the spawn-rate multiplier the plan applies (below 1 it thins it).
+    pub spawn_rate_multiplier: f64,
+    /// Steered utilization minus the optimum (percentage points; negative below it).
+    pub distance_to_optimum_percent: Option<f64>,
+    /// The GPU model the hardware cap is taken from (a row of `scheduler.policy.gpus`, `unknown`, or the name
+    /// as reported when no row fits).
+    pub gpu_model: String,
+    /// `configured` (`cluster.nodes[].gpu`), `measured` (nvidia-smi) or `unknown`.
+    pub gpu_model_source: GpuModelSource,
 }
 
 /// The GPU part of `/status`.
@@ -500,6 +540,11 @@ enum GpuSource {
 pub struct ResourcePolicy {
     config: ResourcesConfig,
     limits: TargetJobsPolicy,
+    gpu_table: GpuTable,
+    /// This node's `cluster.nodes[].gpu` (`unknown` when the config names none).
+    configured_gpu: String,
+    /// The last mismatch warned about (once per distinct mismatch).
+    gpu_mismatch: Option<String>,
     node: String,
     controller: BandController,
     last: Option<ControlDecision>,
@@ -529,6 +574,9 @@ impl ResourcePolicy {
         ResourcePolicy {
             config,
             limits,
+            gpu_table: GpuTable::default(),
+            configured_gpu: "unknown".to_string(),
+            gpu_mismatch: None,
             node: node.into(),
             controller: BandController::new(initial_target),
             last: None,
@@ -545,6 +593,23 @@ impl ResourcePolicy {
             running: None,
             health: None,
         }
+    }
+
+    /// The GPU model this node's config names (`unknown`: take the measured one) and the table that maps
+    /// reported names to models ([`GpuTable::choose`]).
+    pub fn with_gpu(mut self, configured: impl Into<String>, table: GpuTable) -> ResourcePolicy {
+        self.configured_gpu = configured.into();
+        self.gpu_table = table;
+        self
+    }
+
+    /// The GPU model the hardware cap comes from (see [`GpuTable::choose`]).
+    pub fn gpu_choice(&self) -> GpuChoice {
+        let summary = GpuSummary::of(&self.gpus);
+        self.gpu_table.choose(
+            &self.configured_gpu,
+            summary.as_ref().map(|g| g.name.as_str()),
+        )
     }
 
     /// Why the gate is closed before the first round (the shell closes it with this at start).
@@ -570,7 +635,16 @@ impl ResourcePolicy {
         self.observe_pressure(&sample, &mut actions);
 
         let summary = GpuSummary::of(&self.gpus);
-        let node = self.node_resources(&sample, summary.as_ref());
+        let choice = self.gpu_choice();
+        if choice.mismatch != self.gpu_mismatch {
+            if let Some(warning) = &choice.mismatch {
+                actions.push(Action::Log(Notice::GpuMismatch {
+                    warning: warning.clone(),
+                }));
+            }
+            self.gpu_mismatch = choice.mismatch.clone();
+        }
+        let node = self.node_resources(&sample, summary.as_ref(), &choice);
         self.cap = target_jobs(&node, &JobConditions::default(), &self.limits).max(1);
         let input = ControlInput {
             utilization: summary
@@ -676,9 +750,15 @@ impl ResourcePolicy {
         self.reasons = reasons;
     }
 
-    fn node_resources(&self, sample: &Sample, gpu: Option<&GpuSummary>) -> NodeResources {
+    fn node_resources(
+        &self,
+        sample: &Sample,
+        gpu: Option<&GpuSummary>,
+        choice: &GpuChoice,
+    ) -> NodeResources {
         NodeResources {
-            gpu: gpu.map(|g| g.name.clone()),
+            // CPU-only unless a GPU was measured or the config names one.
+            gpu: (choice.source != GpuModelSource::Unknown).then(|| choice.model.clone()),
             gpu_count: gpu.map_or(0, |g| g.count),
             cpu_cores: sample.cpu_cores,
             memory_gb: sample.memory_total_gb(),
@@ -763,16 +843,37 @@ impl ResourcePolicy {
             target_jobs: self.controller.target(),
             hardware_cap: self.cap,
             paused: self.paused,
+            rate_multiplier: self.spawn_rate_multiplier(),
         }
+    }
+
+    /// The utilization the controller steers (GPU's on a GPU node, else CPU's) and the GPU memory %, last round.
+    fn steered(&self) -> (Option<f64>, Option<f64>) {
+        let gpu = GpuSummary::of(&self.gpus);
+        let cpu = self.sample.as_ref().and_then(|(_, s)| s.cpu_percent);
+        (
+            gpu.as_ref().map_or(cpu, |g| g.utilization_percent),
+            gpu.as_ref().and_then(|g| g.memory_percent),
+        )
+    }
+
+    /// This node's spawn-rate multiplier ([`spawn_rate_multiplier`] of its last readings).
+    pub fn spawn_rate_multiplier(&self) -> f64 {
+        let (utilization, gpu_memory) = self.steered();
+        spawn_rate_multiplier(
+            utilization,
+            gpu_memory,
+            &self.config.band,
+            &self.config.rate,
+        )
     }
 
     /// The `/status` section, ages relative to `now`.
     pub fn report(&self, now: Instant) -> ResourcesReport {
         let gpu_summary = GpuSummary::of(&self.gpus);
         let figures = self.figures();
-        let utilization = gpu_summary
-            .as_ref()
-            .map_or(figures.cpu_percent, |g| g.utilization_percent);
+        let (utilization, gpu_memory) = self.steered();
+        let choice = self.gpu_choice();
         let (source, error) = match &self.gpu_source {
             GpuSource::Pending => ("pending", None),
             GpuSource::None => ("none", None),
@@ -798,10 +899,15 @@ impl ResourcePolicy {
                 rate_games_per_hour: negotiate_rate(
                     self.config.rate.default_games_per_hour,
                     utilization,
-                    figures.gpu_memory_percent,
+                    gpu_memory,
                     &self.config.band,
                     &self.config.rate,
                 ),
+                spawn_rate_multiplier: figures.rate_multiplier,
+                distance_to_optimum_percent: utilization
+                    .map(|u| u - self.config.band.optimum_percent),
+                gpu_model: choice.model,
+                gpu_model_source: choice.source,
             },
             gpu: GpuReport {
                 source: source.to_string(),
@@ -821,17 +927,6 @@ impl ResourcePolicy {
                 .map(|(t, _)| now.saturating_duration_since(*t).as_secs_f64()),
             figures,
         }
-    }
-
-    /// The hardware cap of a node from its figures (for peers whose own optimizer reported none).
-    pub fn cap_of(figures: &NodeFigures, limits: &TargetJobsPolicy) -> u32 {
-        let node = NodeResources::idle(
-            figures.gpu_name.as_deref(),
-            figures.gpu_count,
-            figures.cpu_cores,
-            figures.memory_total_gb,
-        );
-        hardware_limit(&node, limits).max(1)
     }
 }
 

@@ -174,6 +174,9 @@ pub struct PlanReport {
     pub weights: PriorityWeights,
     /// The cluster state they were computed from, and when.
     pub weights_from: Option<WeightsSource>,
+    /// The spawn-rate multiplier the current plan was made with (the planned nodes' negotiated rate over the
+    /// rate asked; below 1 it thinned the games per config), `None` before any node reported figures.
+    pub spawn_rate_multiplier: Option<f64>,
 }
 
 /// What the dynamic weights were computed from.
@@ -236,6 +239,8 @@ pub struct SchedulerSummary {
     pub nodes: BTreeMap<String, NodeAvailabilitySnapshot>,
     /// Why no new job starts, while the pressure gate is closed (running jobs continue).
     pub paused: Option<String>,
+    /// The spawn-rate multiplier of the current plan (see [`PlanReport::spawn_rate_multiplier`]).
+    pub spawn_rate_multiplier: Option<f64>,
 }
 
 /// How far one plan is played.
@@ -296,6 +301,8 @@ struct CurrentPlan {
     reason: ReplanReason,
     output: PlanOutput,
     progress: PlanProgress,
+    /// The spawn-rate multiplier it was made with.
+    spawn_rate_multiplier: Option<f64>,
 }
 
 /// Which plan made a job (jobs replayed from dead letters have none).
@@ -431,7 +438,7 @@ impl SchedulerActor {
             })
             .collect();
         let now = Instant::now();
-        let nodes = self
+        let nodes: Vec<PlanNodeState> = self
             .nodes
             .iter()
             .filter(|n| !self.availability.is_out(&n.name, now))
@@ -439,7 +446,14 @@ impl SchedulerActor {
                 let target = self.tracker.target(&n.name).max(1) as f64;
                 PlanNodeState {
                     name: n.name.clone(),
-                    gpu: n.gpu.clone(),
+                    // `gpu: unknown` takes the model the node's nvidia-smi reports (its optimizer warns on a
+                    // mismatch with an explicit one).
+                    gpu: self
+                        .config
+                        .policy
+                        .gpus
+                        .choose(&n.gpu, self.cluster.gpu_name_of(&n.name))
+                        .model,
                     gpu_memory_gb: n.gpu_memory_gb.or(self.cluster.gpu_memory_gb_of(&n.name)),
                     load: self
                         .cluster
@@ -449,9 +463,13 @@ impl SchedulerActor {
                     healthy: !self.cluster.leaves_plan(&n.name),
                     data_lag_seconds: 0.0,
                     cost_per_hour: None,
+                    rate_multiplier: self.cluster.rate_multiplier_of(&n.name),
                 }
             })
             .collect();
+        let spawn_rate_multiplier = self
+            .cluster
+            .spawn_rate_multiplier(nodes.iter().filter(|n| n.healthy).map(|n| n.name.as_str()));
         PlanInput {
             games_per_config: None,
             cluster_health: None,
@@ -460,7 +478,7 @@ impl SchedulerActor {
             nodes,
             memory_constrained: false,
             backpressure_paused: false,
-            spawn_rate_multiplier: None,
+            spawn_rate_multiplier,
             weights: self.weights,
         }
     }
@@ -544,7 +562,8 @@ impl SchedulerActor {
         let correlation = CorrelationId::new();
         let span = tracing::info_span!("plan", correlation_id = correlation.hex().as_str());
         let _entered = span.enter();
-        let output = plan_input(&self.plan_input(SystemTime::now()), &self.config.policy);
+        let input = self.plan_input(SystemTime::now());
+        let output = plan_input(&input, &self.config.policy);
         self.plans += 1;
         let progress = PlanProgress::from_plan(self.plans, &output);
         if let Some(old) = &self.current {
@@ -563,6 +582,7 @@ impl SchedulerActor {
             reason = reason.as_str(),
             total_games = output.total_games,
             configs = output.allocation.0.len(),
+            spawn_rate_multiplier = input.spawn_rate_multiplier.unwrap_or(1.0),
             "replanned"
         );
         let next = CurrentPlan {
@@ -572,6 +592,7 @@ impl SchedulerActor {
             reason,
             output,
             progress,
+            spawn_rate_multiplier: input.spawn_rate_multiplier,
         };
         self.previous = self.current.replace(next);
     }
@@ -1256,6 +1277,7 @@ impl Handles<GetPlan> for SchedulerActor {
                 at: humantime::format_rfc3339_millis(at).to_string(),
                 cluster,
             }),
+            spawn_rate_multiplier: self.current.as_ref().and_then(|c| c.spawn_rate_multiplier),
         })
     }
 }
@@ -1275,6 +1297,7 @@ impl Handles<SchedulerStatus> for SchedulerActor {
             cluster: self.role_report(Instant::now()),
             nodes: self.availability_snapshot(),
             paused: self.pressure.reason(),
+            spawn_rate_multiplier: self.current.as_ref().and_then(|c| c.spawn_rate_multiplier),
         })
     }
 }

@@ -1031,11 +1031,118 @@ fn gpu_key(name: &str) -> String {
         .collect()
 }
 
+/// The words of a GPU name, upper-cased: `NVIDIA A100-SXM4-80GB` → `NVIDIA`, `A100`, `SXM4`, `80GB`.
+fn gpu_words(name: &str) -> Vec<String> {
+    name.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_uppercase)
+        .collect()
+}
+
+/// True for a configured `gpu` that names no model: empty or `unknown` (then the measured one is used).
+pub fn gpu_unspecified(configured: &str) -> bool {
+    matches!(gpu_key(configured).as_str(), "" | "unknown")
+}
+
+/// Where a node's GPU model came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GpuModelSource {
+    /// `cluster.nodes[].gpu` names it (an explicit name wins over the measured one).
+    Configured,
+    /// `nvidia-smi` reported it and the config says `unknown` (or nothing).
+    Measured,
+    /// Neither: the `unknown` row.
+    Unknown,
+}
+
+/// The GPU model a node is planned and capped as (see [`GpuTable::choose`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuChoice {
+    /// A row name of the table (`GH200`), or the name as given when no row matches it.
+    pub model: String,
+    pub source: GpuModelSource,
+    /// Set when the configured model and the measured one differ: the warning to log, naming both.
+    pub mismatch: Option<String>,
+}
+
 impl GpuTable {
-    /// The profile of `gpu` (the unknown row for names not in the table).
+    /// The table row a GPU name stands for, whether written as in the table (`RTX_4090`, `rtx 4090`) or as
+    /// `nvidia-smi` reports it (`NVIDIA GeForce RTX 4090`, `NVIDIA GH200 480GB`, `NVIDIA A100-SXM4-80GB`).
+    /// First the name itself (case, `-`, `_` and spaces ignored); then the row all of whose words are words of the
+    /// name (a number word also matches itself followed by `GB`: `A100_80` matches `A100 80GB PCIe`), the row
+    /// with the most words winning (`A100_80` over `A100`). `None` when no row fits (the unknown row applies).
+    pub fn model_of(&self, name: &str) -> Option<&GpuSpec> {
+        let key = gpu_key(name);
+        if let Some(row) = self.models.iter().find(|m| gpu_key(&m.name) == key) {
+            return Some(row);
+        }
+        let words = gpu_words(name);
+        let has = |want: &str| {
+            words.iter().any(|w| {
+                w == want
+                    || (want.bytes().all(|b| b.is_ascii_digit())
+                        && w.strip_suffix("GB") == Some(want))
+            })
+        };
+        self.models
+            .iter()
+            .filter_map(|m| {
+                let want = gpu_words(&m.name);
+                (!want.is_empty() && want.iter().all(|w| has(w))).then_some((want.len(), m))
+            })
+            .fold(None, |best: Option<(usize, &GpuSpec)>, (n, m)| match best {
+                Some((b, _)) if b >= n => best,
+                _ => Some((n, m)),
+            })
+            .map(|(_, m)| m)
+    }
+
+    /// The model of a node whose config says `configured` and whose `nvidia-smi` reports `measured` (the first
+    /// GPU's name, `None` when nothing was measured). An explicit configured name wins; `unknown` (or empty) takes
+    /// the measured one, mapped to its table row by [`Self::model_of`] (kept as reported when no row fits, so the
+    /// hardware class can still read it). A configured name whose row differs from the measured one's is kept,
+    /// with a warning naming both.
+    pub fn choose(&self, configured: &str, measured: Option<&str>) -> GpuChoice {
+        let row_name = |name: &str| {
+            self.model_of(name)
+                .map_or_else(|| name.trim().to_string(), |m| m.name.clone())
+        };
+        let measured = measured.map(str::trim).filter(|m| !m.is_empty());
+        if gpu_unspecified(configured) {
+            return match measured {
+                Some(m) => GpuChoice {
+                    model: row_name(m),
+                    source: GpuModelSource::Measured,
+                    mismatch: None,
+                },
+                None => GpuChoice {
+                    model: "unknown".to_string(),
+                    source: GpuModelSource::Unknown,
+                    mismatch: None,
+                },
+            };
+        }
+        let model = row_name(configured);
+        let mismatch = measured
+            .map(|m| (m, row_name(m)))
+            .filter(|(_, row)| gpu_key(row) != gpu_key(&model))
+            .map(|(m, row)| {
+                format!(
+                    "cluster.nodes[].gpu is {configured} but nvidia-smi reports {m} ({row}); planning and capping the \
+                     node as {model} (set gpu: unknown to use the measured model)"
+                )
+            });
+        GpuChoice {
+            model,
+            source: GpuModelSource::Configured,
+            mismatch,
+        }
+    }
+
+    /// The profile of `gpu`, a table name or a reported one (the unknown row for names no row fits).
     pub fn profile(&self, gpu: &str) -> GpuProfile {
-        let key = gpu_key(gpu);
-        let row = self.models.iter().find(|m| gpu_key(&m.name) == key);
+        let row = self.model_of(gpu);
         GpuProfile {
             weight: row.and_then(|r| r.weight).unwrap_or(self.unknown_weight),
             games_cap: row
@@ -1266,6 +1373,50 @@ mod tests {
         let err = serde_json::from_str::<SchedulerPolicyConfig>(r#"{"allocation":{"gpc":1}}"#)
             .unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn a_configured_gpu_wins_and_a_mismatch_names_both() {
+        let table = GpuTable::default();
+        let gh200 = Some("NVIDIA GH200 480GB");
+        for unspecified in ["unknown", "", "Unknown"] {
+            let c = table.choose(unspecified, gh200);
+            assert_eq!(
+                (c.model.as_str(), c.source),
+                ("GH200", GpuModelSource::Measured)
+            );
+            assert_eq!(c.mismatch, None);
+        }
+        let c = table.choose("unknown", None);
+        assert_eq!(
+            (c.model.as_str(), c.source),
+            ("unknown", GpuModelSource::Unknown)
+        );
+        // Not in the table: kept as reported (the hardware class still reads it).
+        let c = table.choose("unknown", Some("NVIDIA A40"));
+        assert_eq!(c.model, "NVIDIA A40");
+        // Explicit and agreeing: no warning.
+        let c = table.choose("H100", Some("NVIDIA H100 80GB HBM3"));
+        assert_eq!(
+            (c.model.as_str(), c.source),
+            ("H100", GpuModelSource::Configured)
+        );
+        assert_eq!(c.mismatch, None);
+        // Explicit and different: the configured one wins, the warning names both.
+        let c = table.choose("h100", gh200);
+        assert_eq!(
+            (c.model.as_str(), c.source),
+            ("H100", GpuModelSource::Configured)
+        );
+        let warning = c.mismatch.unwrap();
+        assert!(
+            warning.contains("h100")
+                && warning.contains("NVIDIA GH200 480GB")
+                && warning.contains("(GH200)"),
+            "{warning}"
+        );
+        // Nothing measured (nvidia-smi absent): the configured name, no warning.
+        assert_eq!(table.choose("A10", None).mismatch, None);
     }
 
     #[test]

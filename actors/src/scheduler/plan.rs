@@ -124,7 +124,7 @@ fn normal() -> String {
 pub struct PlanNodeState {
     /// Node name (unique).
     pub name: String,
-    /// GPU model (default `unknown`).
+    /// GPU model: a GPU table name or one as `nvidia-smi` reports it (default `unknown`).
     #[serde(default = "unknown_gpu")]
     pub gpu: String,
     /// GPU memory in GB (default unknown).
@@ -145,6 +145,10 @@ pub struct PlanNodeState {
     /// Price per hour (default: the GPU table's).
     #[serde(default)]
     pub cost_per_hour: Option<f64>,
+    /// The node's spawn-rate multiplier, from its resource optimizer (default 1). Below 1 its games cap per
+    /// plan shrinks by it (at least one game), so a node under GPU memory or utilization pressure gets fewer games.
+    #[serde(default)]
+    pub rate_multiplier: Option<f64>,
 }
 
 fn unknown_gpu() -> String {
@@ -359,6 +363,9 @@ fn validate(state: &PlanState) -> Result<(), PlanInputError> {
         }
         if let Some(cost) = n.cost_per_hour {
             check_non_negative(at("cost_per_hour"), cost)?;
+        }
+        if let Some(m) = n.rate_multiplier {
+            check_non_negative(at("rate_multiplier"), m)?;
         }
     }
     Ok(())
@@ -591,6 +598,9 @@ pub fn plan_nodes(nodes: &[PlanNodeState], policy: &SchedulerPolicyConfig) -> Ve
             let mut gpu = policy.gpus.profile(&n.gpu);
             if let Some(cost) = n.cost_per_hour.filter(|c| *c > 0.0) {
                 gpu.cost_per_hour = cost;
+            }
+            if let Some(m) = n.rate_multiplier.filter(|m| *m < 1.0) {
+                gpu.games_cap = ((gpu.games_cap as f64 * m.max(0.0)).trunc() as u64).max(1);
             }
             NodeState {
                 name: n.name.clone(),
@@ -1022,6 +1032,7 @@ mod tests {
                 healthy: true,
                 data_lag_seconds: 0.0,
                 cost_per_hour: Some(0.2),
+                rate_multiplier: None,
             }],
             ..serde_json::from_str("{}").unwrap()
         };
@@ -1029,6 +1040,26 @@ mod tests {
         assert!(nodes[0].ephemeral);
         assert_eq!(nodes[0].gpu.cost_per_hour, 0.2);
         assert_eq!(nodes[0].gpu.games_cap, 400);
+    }
+
+    #[test]
+    fn a_node_rate_multiplier_below_1_shrinks_its_games_cap() {
+        let out = run(json!({
+            "configs": [{"config": "hex8_2p", "score": 3.0}],
+            "nodes": [{"name": "hot", "gpu": "GH200", "rate_multiplier": 0.3},
+                      {"name": "cool", "gpu": "GH200", "rate_multiplier": 1.5}]
+        }));
+        let shares = &out.allocation.0[0].1;
+        let of = |node: &str| {
+            shares
+                .iter()
+                .find(|(n, _)| n == node)
+                .map_or(0, |(_, g)| *g)
+        };
+        assert!(of("hot") <= 600, "GH200 cap 2000 × 0.3: {shares:?}");
+        assert!(of("cool") > of("hot"), "{shares:?}");
+        assert!(error(r#"{"nodes":[{"name":"n","rate_multiplier":-1}]}"#)
+            .contains("nodes[0].rate_multiplier"));
     }
 
     mod properties {

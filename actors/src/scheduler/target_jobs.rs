@@ -49,7 +49,7 @@ impl HardwareClass {
             HardwareClass::A100
         } else if has("5090") {
             HardwareClass::Rtx5090
-        } else if has("4090") || has("3090") || name == "A10" || name.starts_with("A10G") {
+        } else if has("4090") || has("3090") || name.ends_with("A10") || has("A10G") {
             HardwareClass::Consumer
         } else if has("4060") || has("3060") || has("A40") {
             HardwareClass::Small

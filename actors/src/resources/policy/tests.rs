@@ -540,3 +540,131 @@ fn cpu_only_is_said_once() {
     )));
     assert_eq!(p.report(t0).gpu.source, "none");
 }
+
+#[test]
+fn upward_steps_aim_at_the_optimum() {
+    // 5 jobs at 10 % each, at 50 %: one more lands at 60, two more at 70; both fit the band.
+    let b = band();
+    let d = BandController::new(5).step(&input(50.0, 5), &b);
+    assert_eq!(
+        d.target, 7,
+        "optimum 70: two more land on it ({})",
+        d.reason
+    );
+    let near_low = BandConfig {
+        optimum_percent: 62.0,
+        ..band()
+    };
+    let d = BandController::new(5).step(&input(50.0, 5), &near_low);
+    assert_eq!(
+        d.target, 6,
+        "optimum 62: one more lands nearer ({})",
+        d.reason
+    );
+    // Three steps allowed, 7 jobs at 7.5 % each from 52.5 %: +2 lands at 67.5 (2.5 off), +3 at 75 (5 off).
+    let wide = BandConfig {
+        step_up: 3,
+        ..band()
+    };
+    let d = BandController::new(7).step(&input(52.5, 7), &wide);
+    assert_eq!(d.target, 9, "{}", d.reason);
+    // The report says how far the node is from the optimum.
+    let t0 = Instant::now();
+    let mut p = ResourcePolicy::new(config(), TargetJobsPolicy::default(), "n", 2);
+    observe(
+        &mut p,
+        t0,
+        sample(Some(50.0), 40.0, &[Some(10.0)]),
+        GpuProbe::NotInstalled,
+    );
+    assert_eq!(
+        p.report(t0).controller.distance_to_optimum_percent,
+        Some(-20.0)
+    );
+}
+
+#[test]
+fn the_spawn_rate_multiplier_is_the_negotiated_rate_over_the_request() {
+    let (b, r) = (band(), RateConfig::default());
+    let m = |u: Option<f64>, mem: Option<f64>| spawn_rate_multiplier(u, mem, &b, &r);
+    assert!((m(Some(35.0), None) - 1.5).abs() < 1e-9);
+    assert!((m(Some(92.0), None) - 0.76).abs() < 1e-9);
+    assert!((m(Some(70.0), Some(95.0)) - 0.3).abs() < 1e-9);
+    assert!((m(Some(70.0), Some(85.0)) - 0.7).abs() < 1e-9);
+    assert!((m(None, None) - 1.0).abs() < 1e-9);
+    // A node whose GPUs are busy and nearly out of memory: the policy reports it, the figures carry it.
+    let t0 = Instant::now();
+    let mut p = ResourcePolicy::new(config(), TargetJobsPolicy::default(), "n", 2);
+    let gpus = parse_nvidia_smi("0, NVIDIA H100 80GB HBM3, 92, 77500, 81559\n").unwrap();
+    observe(
+        &mut p,
+        t0,
+        sample(Some(50.0), 40.0, &[Some(10.0)]),
+        GpuProbe::Read(gpus),
+    );
+    let report = p.report(t0);
+    // u 92 → × 0.76, GPU memory 95 % → × 0.3.
+    assert!((report.controller.spawn_rate_multiplier - 0.76 * 0.3).abs() < 1e-9);
+    assert!((report.controller.rate_games_per_hour - 228.0).abs() < 1e-9);
+    assert_eq!(
+        report.figures.rate_multiplier,
+        report.controller.spawn_rate_multiplier
+    );
+}
+
+/// A node of 72 cores and 480 GB, measured with `gpus` (one line each, the real reply format).
+fn gh200_node(policy: &mut ResourcePolicy, at: Instant, reply: &str) -> Vec<Action> {
+    let mut s = sample(Some(50.0), 40.0, &[Some(10.0)]);
+    s.cpu_cores = 72;
+    s.memory_total_bytes = 480_000_000_000;
+    observe(
+        policy,
+        at,
+        s,
+        GpuProbe::Read(parse_nvidia_smi(reply).unwrap()),
+    )
+}
+
+#[test]
+fn the_hardware_cap_comes_from_the_measured_model_unless_the_config_names_one() {
+    let t0 = Instant::now();
+    let gh200 = "0, NVIDIA GH200 480GB, 70, 50112, 97871\n";
+    let mismatch = |a: &[Action]| {
+        a.iter().find_map(|a| match a {
+            Action::Log(Notice::GpuMismatch { warning }) => Some(warning.clone()),
+            _ => None,
+        })
+    };
+    // `gpu: unknown`: the GH200 row (72 cores × 0.8 = 57), not CPU-only (16) nor the unknown row.
+    let mut p = ResourcePolicy::new(config(), TargetJobsPolicy::default(), "n", 2)
+        .with_gpu("unknown", GpuTable::default());
+    assert_eq!(mismatch(&gh200_node(&mut p, t0, gh200)), None);
+    let c = p.report(t0).controller;
+    assert_eq!((c.hardware_cap, c.gpu_model.as_str()), (57, "GH200"));
+    assert_eq!(c.gpu_model_source, GpuModelSource::Measured);
+    // An explicit H100 wins (min(72 × 0.5, 48) = 36), with one warning naming both.
+    let mut p = ResourcePolicy::new(config(), TargetJobsPolicy::default(), "n", 2)
+        .with_gpu("H100", GpuTable::default());
+    let warning = mismatch(&gh200_node(&mut p, t0, gh200)).expect("a mismatch warning");
+    assert!(
+        warning.contains("H100") && warning.contains("NVIDIA GH200 480GB"),
+        "{warning}"
+    );
+    assert_eq!(
+        mismatch(&gh200_node(&mut p, t0, gh200)),
+        None,
+        "warned once"
+    );
+    let c = p.report(t0).controller;
+    assert_eq!((c.hardware_cap, c.gpu_model.as_str()), (36, "H100"));
+    assert_eq!(c.gpu_model_source, GpuModelSource::Configured);
+    // The GPU count counts: RTX 4090s allow 8 jobs per GPU (72 cores × 0.3 = 21 otherwise).
+    let one = "0, NVIDIA GeForce RTX 4090, 70, 9021, 24564\n";
+    let two = "0, NVIDIA GeForce RTX 4090, 70, 9021, 24564\n1, NVIDIA GeForce RTX 4090, 70, 9021, 24564\n";
+    let mut p = ResourcePolicy::new(config(), TargetJobsPolicy::default(), "n", 2);
+    gh200_node(&mut p, t0, one);
+    assert_eq!(p.report(t0).controller.hardware_cap, 8);
+    gh200_node(&mut p, t0, two);
+    assert_eq!(p.report(t0).controller.hardware_cap, 16);
+    assert_eq!(p.report(t0).controller.gpu_model, "RTX_4090");
+}
