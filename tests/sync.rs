@@ -1240,6 +1240,64 @@ fn five_failed_cycles_in_a_row_make_sync_unhealthy_and_one_success_heals_it() {
         Some(0.0)
     );
     assert!(daemon.path().join("data/games/fake/a.bin").exists());
+    // One critical event each way, not one per failed cycle.
+    let logs = daemon.logs();
+    let unhealthy: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("sync unhealthy"))
+        .collect();
+    assert_eq!(unhealthy.len(), 1, "{unhealthy:?}");
+    assert!(
+        unhealthy[0].contains("\"level\":\"ERROR\""),
+        "{}",
+        unhealthy[0]
+    );
+    assert!(logs.contains("sync healthy again after a successful cycle"));
+}
+
+#[test]
+fn games_pulled_from_a_worker_reach_the_training_nodes_scheduler_counts() {
+    let trainer = node("trainer", "[training]");
+    let worker = node("worker", "[selfplay]");
+    let cluster = [&trainer, &worker];
+    let _worker_daemon = start(&worker, &cluster, "", |dir| {
+        write_games(&dir.join("data/games/hex8_2p/hex8_2p-0001.db"), 3, 1);
+    });
+    // The trainer's scheduler runs (the worker plans), so it keeps per-config game counts.
+    let config = node_config(&trainer, &cluster, "")
+        .replace("cluster:\n", "cluster:\n  planner: worker\n")
+        .replace(
+            "scheduler:\n  enabled: false\n",
+            "scheduler:\n  enabled: true\n",
+        );
+    let trainer_daemon = Daemon::start_in(tempfile::tempdir().unwrap(), &config);
+    let counted = |daemon: &Daemon| {
+        let (_, plan) = daemon.get("/plan");
+        plan["game_counts"]["hex8_2p"].as_u64().unwrap_or(0)
+    };
+    let (code, report) = sync_once(&trainer_daemon, Some("worker"));
+    assert_eq!(code, 0, "{report:#}");
+    // The pull was this cycle's or the first interval cycle's (a second after start): one of them counted 3.
+    assert!(trainer_daemon
+        .path()
+        .join("data/games/worker/hex8_2p/hex8_2p-0001.db")
+        .exists());
+    let (_, view) = trainer_daemon.get("/sync");
+    assert!(
+        view["cycles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["games"]["hex8_2p"] == 3),
+        "{view:#}"
+    );
+    wait_for("the scheduler's count", Duration::from_secs(10), || {
+        counted(&trainer_daemon) == 3
+    });
+    // Nothing new: the count stays.
+    let (code, _) = sync_once(&trainer_daemon, Some("worker"));
+    assert_eq!(code, 0);
+    assert_eq!(counted(&trainer_daemon), 3);
 }
 
 #[test]
