@@ -159,6 +159,14 @@ fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// The `games` operation of a cycle report.
+fn games_operation(report: &Value) -> &Value {
+    report["operations"]
+        .as_array()
+        .and_then(|ops| ops.iter().find(|o| o["category"] == "games"))
+        .unwrap_or_else(|| panic!("no games operation: {report:#}"))
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(bytes))
@@ -221,12 +229,7 @@ fn a_training_node_pulls_a_workers_games_and_the_worker_pulls_models() {
         .join("data/games/hex8_2p/hex8_2p-0001.db")
         .exists());
     assert_eq!(report["games"]["hex8_2p"], 3, "{report:#}");
-    let games_op = report["operations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["category"] == "games")
-        .expect("games operation");
+    let games_op = games_operation(&report);
     assert_eq!(games_op["peer"], "worker");
     let attempt = &games_op["files"][0]["attempts"][0];
     assert_eq!(attempt["transport"], "http");
@@ -467,6 +470,8 @@ enum Serve {
     Flip,
     /// Send 4 KiB every 100 ms.
     Trickle,
+    /// Send one byte a second: the attempt stays alive (bytes keep arriving) but never ends.
+    Drip,
 }
 
 struct FakePeer {
@@ -479,7 +484,12 @@ struct FakePeer {
 impl FakePeer {
     /// Serves `files` (category, path, content) as node `name`.
     fn start(name: &str, files: Vec<(&str, &str, Vec<u8>)>, mode: Serve) -> FakePeer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_on(0, name, files, mode)
+    }
+
+    /// Like [`FakePeer::start`], on a chosen loopback port (a peer that comes up where nothing listened).
+    fn start_on(port: u16, name: &str, files: Vec<(&str, &str, Vec<u8>)>, mode: Serve) -> FakePeer {
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let mode = Arc::new(Mutex::new(mode));
         let file_requests = Arc::new(AtomicUsize::new(0));
@@ -504,14 +514,10 @@ impl FakePeer {
                         name.clone(),
                     );
                     std::thread::spawn(move || {
-                        let _ = serve(
-                            stream,
-                            &name,
-                            &files,
-                            *mode.lock().unwrap(),
-                            &file_requests,
-                            &ranges,
-                        );
+                        // Copied out first: a guard kept for the whole (slow) answer would hold up every
+                        // other connection.
+                        let mode = *mode.lock().unwrap();
+                        let _ = serve(stream, &name, &files, mode, &file_requests, &ranges);
                     });
                 }
             });
@@ -632,6 +638,19 @@ fn serve(
             }
             Ok(())
         }
+        Serve::Drip => {
+            write!(
+                out,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n",
+                body.len()
+            )?;
+            for byte in body.iter().take(120) {
+                out.write_all(&[*byte])?;
+                out.flush()?;
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            Ok(())
+        }
     }
 }
 
@@ -642,8 +661,8 @@ fn now_unix() -> f64 {
         .as_secs_f64()
 }
 
-/// A training node whose only peer is the fake one at `port`.
-fn trainer_with_fake_peer(port: u16, sync_extra: &str) -> Daemon {
+/// The config of a training node whose only peer is the fake one at `port`.
+fn trainer_config_with_fake_peer(port: u16, sync_extra: &str) -> String {
     let trainer = node("trainer", "[training]");
     let fake = Node {
         name: "fake",
@@ -652,7 +671,15 @@ fn trainer_with_fake_peer(port: u16, sync_extra: &str) -> Daemon {
         roles: "[selfplay]",
         ssh: None,
     };
-    start(&trainer, &[&trainer, &fake], sync_extra, |_| {})
+    node_config(&trainer, &[&trainer, &fake], sync_extra)
+}
+
+/// A training node whose only peer is the fake one at `port`.
+fn trainer_with_fake_peer(port: u16, sync_extra: &str) -> Daemon {
+    Daemon::start_in(
+        tempfile::tempdir().expect("tempdir"),
+        &trainer_config_with_fake_peer(port, sync_extra),
+    )
 }
 
 fn pattern(len: usize) -> Vec<u8> {
@@ -901,4 +928,412 @@ fn aria2c_pulls_from_a_real_data_server_and_verifies_the_sha256() {
     assert!(partials(&daemon.path().join("data/games")).is_empty());
     let (_, view) = daemon.get("/sync");
     assert_eq!(view["transports"], serde_json::json!(["aria2"]));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Faults against real daemons, the watchdog, the queue bound, health and the free-disk reserve
+
+/// Writes a `mib` MiB file of 1 MiB patterned blocks, each stamped with its index (a resume at a wrong offset
+/// cannot pass the sha256), aged past data_server.settle; returns its sha256.
+fn write_big(file: &Path, mib: u64) -> String {
+    use sha2::{Digest, Sha256};
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(file).unwrap());
+    let mut block = pattern(1 << 20);
+    let mut hasher = Sha256::new();
+    for i in 0..mib {
+        block[..8].copy_from_slice(&i.to_le_bytes());
+        hasher.update(&block);
+        out.write_all(&block).unwrap();
+    }
+    out.flush().unwrap();
+    drop(out);
+    age(file);
+    hex::encode(hasher.finalize())
+}
+
+/// The sha256 of a file, streamed.
+fn sha256_of(file: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut std::fs::File::open(file).unwrap(), &mut hasher).unwrap();
+    hex::encode(hasher.finalize())
+}
+
+/// True once `pid` no longer runs (gone, or a zombie nobody has reaped yet).
+fn process_gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+/// `POST path` on a thread, with a deadline long enough for a cycle that waits behind another.
+fn post_in_background(
+    daemon: &Daemon,
+    path: &str,
+) -> std::thread::JoinHandle<Result<(u16, Value), String>> {
+    let url = format!("{}{path}", daemon.api);
+    std::thread::spawn(move || common::request_within("POST", &url, None, Duration::from_secs(60)))
+}
+
+/// Asserts a health check's status and that its detail says `says`.
+fn assert_check(check: &Value, status: &str, says: &str) {
+    assert_eq!(check["status"], status, "{check:#}");
+    assert!(
+        check["detail"].as_str().is_some_and(|d| d.contains(says)),
+        "{check:#}"
+    );
+}
+
+/// The value of the unlabelled metric `name` in a `/metrics` text.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[test]
+fn a_real_peer_killed_mid_transfer_leaves_nothing_under_the_final_name_and_the_next_cycle_resumes()
+{
+    let trainer = node("trainer", "[training]");
+    let worker = node("worker", "[selfplay]");
+    let cluster = [&trainer, &worker];
+    let mib = 256;
+    let mut source_sha = String::new();
+    let mut worker_daemon = start(&worker, &cluster, "", |dir| {
+        source_sha = write_big(&dir.join("data/games/big.bin"), mib);
+    });
+    let server_pid = common::data_server_pid(&worker_daemon);
+    // The trainer's first interval cycle (a second after it starts) pulls the file.
+    let trainer_daemon = start(&trainer, &cluster, "", |_| {});
+    let games = trainer_daemon.path().join("data/games");
+    let final_path = games.join("worker/big.bin");
+    wait_for("the pull to be under way", Duration::from_secs(30), || {
+        partials(&games)
+            .iter()
+            .any(|p| std::fs::metadata(p).is_ok_and(|m| m.len() > 0))
+    });
+    // Freeze the data server (no further byte), then kill -9 the daemon and its data server.
+    unsafe {
+        libc::kill(server_pid, libc::SIGSTOP);
+    }
+    worker_daemon.signal(libc::SIGKILL);
+    unsafe {
+        libc::kill(server_pid, libc::SIGKILL);
+    }
+    worker_daemon
+        .wait_exit(Duration::from_secs(10))
+        .expect("the worker daemon died");
+    wait_for(
+        "the data server to be gone",
+        Duration::from_secs(10),
+        || process_gone(server_pid),
+    );
+    let status = trainer_daemon.wait_status(
+        "the interrupted cycle to end",
+        Duration::from_secs(30),
+        |s| s["sync"]["running_cycle"].is_null() && s["sync"]["consecutive_failed_cycles"] == 1,
+    );
+    assert_eq!(status["sync"]["health"]["status"], "degraded", "{status:#}");
+    assert!(!final_path.exists(), "nothing under the final name");
+    let kept = partials(&games);
+    assert_eq!(kept.len(), 1, "the partial download is kept: {kept:?}");
+    let have = std::fs::metadata(&kept[0]).unwrap().len();
+    let total = mib << 20;
+    assert!(have > 0 && have < total, "kept {have} of {total}");
+    let (_, view) = trainer_daemon.get("/sync");
+    let interrupted = &view["cycles"][0];
+    assert_eq!(interrupted["ok"], false, "{interrupted:#}");
+    let games_op = games_operation(interrupted);
+    assert_eq!(games_op["outcome"], "failed", "{games_op:#}");
+    assert_eq!(games_op["files"][0]["outcome"], "failed", "{games_op:#}");
+
+    // The worker comes back on the same ports and data; the next cycle resumes the kept prefix.
+    let dir = std::mem::replace(&mut worker_daemon.dir, tempfile::tempdir().unwrap());
+    let config = std::fs::read_to_string(dir.path().join("config.yaml")).unwrap();
+    drop(worker_daemon);
+    let _worker_daemon = Daemon::start_in(dir, &config);
+    let (code, report) = sync_once(&trainer_daemon, Some("worker"));
+    assert_eq!(code, 0, "{report:#}\n{}", trainer_daemon.logs());
+    assert_eq!(report["installed"], 1, "{report:#}");
+    let remainder = total - have;
+    let chunk = 64 * 1024;
+    let games_op = games_operation(&report);
+    let attempts = games_op["files"][0]["attempts"].as_array().unwrap();
+    let fetched: u64 = attempts.iter().map(|a| a["bytes"].as_u64().unwrap()).sum();
+    assert!(
+        fetched <= remainder + chunk,
+        "the resumed attempt fetched {fetched} bytes, remainder {remainder}: {attempts:?}"
+    );
+    assert!(
+        fetched >= remainder,
+        "fetched {fetched} < remainder {remainder}"
+    );
+    assert_eq!(report["bytes"].as_u64(), Some(fetched), "{report:#}");
+    assert_eq!(sha256_of(&final_path), source_sha);
+    assert!(partials(&games).is_empty());
+}
+
+#[test]
+fn a_cycle_past_its_deadline_is_cancelled_and_counted_a_full_queue_refuses_and_the_next_cycle_runs()
+{
+    let content = pattern(64 * 1024);
+    let peer = FakePeer::start(
+        "fake",
+        vec![("games", "slow.bin", content.clone())],
+        Serve::Drip,
+    );
+    let extra = "  cycle_deadline: 3s\n  queue_capacity: 1\n";
+    let daemon = trainer_with_fake_peer(peer.port, extra);
+    let games = daemon.path().join("data/games");
+    let final_path = games.join("fake/slow.bin");
+
+    // The first interval cycle (a second after start) gets one byte a second: alive, never done.
+    let status = daemon.wait_status(
+        "the first cycle to stall and end",
+        Duration::from_secs(30),
+        |s| s["sync"]["stalled_cycles"] == 1 && s["sync"]["running_cycle"].is_null(),
+    );
+    assert_eq!(status["sync"]["consecutive_failed_cycles"], 1, "{status:#}");
+    assert_check(&status["sync"]["health"], "degraded", "stalled");
+    assert!(!final_path.exists(), "nothing under the final name");
+    let logs = daemon.logs();
+    assert!(
+        logs.lines().any(|l| l.contains("\"level\":\"WARN\"")
+            && l.contains("sync cycle stalled past its deadline")),
+        "{logs}"
+    );
+    let metrics = daemon.metrics();
+    assert!(
+        metrics.contains("coordinator_sync_cycles_total{outcome=\"stalled\"} 1"),
+        "{metrics}"
+    );
+    let (_, view) = daemon.get("/sync");
+    assert_eq!(view["cycles"][0]["cancelled"], true, "{view:#}");
+    assert_eq!(view["cycles"][0]["ok"], false, "{view:#}");
+
+    // A run starts the next cycle at once (it drips too); one more waits (queue_capacity 1); the third is
+    // refused visibly.
+    let first = post_in_background(&daemon, "/sync/run");
+    daemon.wait_status("the run's cycle", Duration::from_secs(15), |s| {
+        !s["sync"]["running_cycle"].is_null()
+    });
+    let second = post_in_background(&daemon, "/sync/run");
+    daemon.wait_status("the queued run", Duration::from_secs(15), |s| {
+        s["sync"]["pending_runs"] == 1
+    });
+    let (code, refused) = daemon.post("/sync/run");
+    assert_eq!(code, 503, "{refused:#}");
+    assert!(
+        refused["error"].as_str().unwrap().contains("queue full"),
+        "{refused:#}"
+    );
+    let (_, status) = daemon.get("/status");
+    assert_eq!(status["sync"]["refused_requests"], 1, "{status:#}");
+    assert_eq!(
+        metric(&daemon.metrics(), "coordinator_sync_refused_total"),
+        Some(1.0)
+    );
+    assert!(daemon.logs().contains("sync request refused"));
+
+    // The peer recovers once the running cycle's download drips; that cycle still stalls (its connection keeps
+    // dripping), the queued one resumes and installs the file.
+    wait_for(
+        "the second cycle's download",
+        Duration::from_secs(15),
+        || peer.file_requests.load(Ordering::SeqCst) >= 2,
+    );
+    peer.set(Serve::Normal);
+    let (code, report) = first.join().unwrap().expect("first run answered");
+    assert_eq!(code, 200, "{report:#}");
+    assert_eq!(report["cancelled"], true, "{report:#}\n{}", daemon.logs());
+    let (code, report) = second.join().unwrap().expect("second run answered");
+    assert_eq!(code, 200, "{report:#}");
+    assert_eq!(report["ok"], true, "{report:#}\n{}", daemon.logs());
+    assert_eq!(report["installed"], 1, "{report:#}");
+    assert_eq!(std::fs::read(&final_path).unwrap(), content);
+    assert!(partials(&games).is_empty());
+    let (_, status) = daemon.get("/status");
+    assert_eq!(status["sync"]["stalled_cycles"], 2, "{status:#}");
+    assert_eq!(status["sync"]["consecutive_failed_cycles"], 0, "{status:#}");
+    assert_eq!(status["sync"]["health"]["status"], "ok", "{status:#}");
+}
+
+#[test]
+fn five_failed_cycles_in_a_row_make_sync_unhealthy_and_one_success_heals_it() {
+    let trainer = node("trainer", "[training]");
+    let down = node("fake", "[selfplay]"); // nothing listens on its data port until later
+    let extra = "  http:\n    breaker:\n      failure_threshold: 1000\n";
+    let config = node_config(&trainer, &[&trainer, &down], extra)
+        .replace("  interval: 1h\n", "  interval: 700ms\n");
+    // Sync may be failing before the daemon is first asked: wait for the API, not for a 200 from /health.
+    let daemon = Daemon::start_unhealthy(&config);
+    let expected = |failures: u64| match failures {
+        0 => "ok",
+        1..=4 => "degraded",
+        _ => "failing",
+    };
+    let mut seen_degraded = false;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let (_, status) = daemon.get("/status");
+        let sync = &status["sync"];
+        let failures = sync["consecutive_failed_cycles"].as_u64().unwrap();
+        assert_eq!(
+            sync["health"]["status"],
+            expected(failures),
+            "after {failures} failed cycles: {sync:#}"
+        );
+        seen_degraded |= expected(failures) == "degraded";
+        if failures >= 5 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "5 failed cycles not reached: {sync:#}\n{}",
+            daemon.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(seen_degraded, "degraded before failing");
+    let (code, health) = daemon.get("/health");
+    assert_eq!(code, 503, "{health:#}");
+    assert_check(
+        &health["checks"]["sync"],
+        "failing",
+        "sync cycles in a row failed",
+    );
+    let metrics = daemon.metrics();
+    assert_eq!(metric(&metrics, "coordinator_sync_healthy"), Some(0.0));
+    assert!(
+        metric(&metrics, "coordinator_sync_consecutive_failed_cycles").is_some_and(|n| n >= 5.0),
+        "{metrics}"
+    );
+
+    // The peer comes up where nothing listened: the next cycle succeeds and sync is healthy again.
+    let _peer = FakePeer::start_on(
+        down.data,
+        "fake",
+        vec![("games", "a.bin", pattern(1000))],
+        Serve::Normal,
+    );
+    let status = daemon.wait_status("a successful cycle", Duration::from_secs(30), |s| {
+        s["sync"]["consecutive_failed_cycles"] == 0
+    });
+    assert_eq!(status["sync"]["health"]["status"], "ok", "{status:#}");
+    assert!(status["sync"]["last_successful_sync"].is_string());
+    let (code, health) = daemon.get("/health");
+    assert_eq!(code, 200, "{health:#}");
+    assert_eq!(health["checks"]["sync"]["status"], "ok", "{health:#}");
+    assert_eq!(
+        metric(&daemon.metrics(), "coordinator_sync_healthy"),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &daemon.metrics(),
+            "coordinator_sync_consecutive_failed_cycles"
+        ),
+        Some(0.0)
+    );
+    assert!(daemon.path().join("data/games/fake/a.bin").exists());
+    // One critical event each way, not one per failed cycle.
+    let logs = daemon.logs();
+    let unhealthy: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("sync unhealthy"))
+        .collect();
+    assert_eq!(unhealthy.len(), 1, "{unhealthy:?}");
+    assert!(
+        unhealthy[0].contains("\"level\":\"ERROR\""),
+        "{}",
+        unhealthy[0]
+    );
+    assert!(logs.contains("sync healthy again after a successful cycle"));
+}
+
+#[test]
+fn games_pulled_from_a_worker_reach_the_training_nodes_scheduler_counts() {
+    let trainer = node("trainer", "[training]");
+    let worker = node("worker", "[selfplay]");
+    let cluster = [&trainer, &worker];
+    let _worker_daemon = start(&worker, &cluster, "", |dir| {
+        write_games(&dir.join("data/games/hex8_2p/hex8_2p-0001.db"), 3, 1);
+    });
+    // The trainer's scheduler runs (the worker plans), so it keeps per-config game counts.
+    let config = node_config(&trainer, &cluster, "")
+        .replace("cluster:\n", "cluster:\n  planner: worker\n")
+        .replace(
+            "scheduler:\n  enabled: false\n",
+            "scheduler:\n  enabled: true\n",
+        );
+    let trainer_daemon = Daemon::start_in(tempfile::tempdir().unwrap(), &config);
+    let counted = |daemon: &Daemon| {
+        let (_, plan) = daemon.get("/plan");
+        plan["game_counts"]["hex8_2p"].as_u64().unwrap_or(0)
+    };
+    let (code, report) = sync_once(&trainer_daemon, Some("worker"));
+    assert_eq!(code, 0, "{report:#}");
+    // The pull was this cycle's or the first interval cycle's (a second after start): one of them counted 3.
+    assert!(trainer_daemon
+        .path()
+        .join("data/games/worker/hex8_2p/hex8_2p-0001.db")
+        .exists());
+    let (_, view) = trainer_daemon.get("/sync");
+    assert!(
+        view["cycles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["games"]["hex8_2p"] == 3),
+        "{view:#}"
+    );
+    wait_for("the scheduler's count", Duration::from_secs(10), || {
+        counted(&trainer_daemon) == 3
+    });
+    // Nothing new: the count stays.
+    let (code, _) = sync_once(&trainer_daemon, Some("worker"));
+    assert_eq!(code, 0);
+    assert_eq!(counted(&trainer_daemon), 3);
+}
+
+#[test]
+fn a_pull_that_would_leave_less_than_the_reserve_free_is_skipped_with_a_warning() {
+    let peer = FakePeer::start(
+        "fake",
+        vec![("games", "a.bin", pattern(10_000))],
+        Serve::Normal,
+    );
+    let config = trainer_config_with_fake_peer(peer.port, "")
+        .replace("  min_free_disk: 1MiB\n", "  min_free_disk: 1000TiB\n");
+    let daemon = Daemon::start_in(tempfile::tempdir().unwrap(), &config);
+    let (code, report) = sync_once(&daemon, None);
+    // Skipped, not failed: the pull waits for disk space (the resources actor reports the pressure).
+    assert_eq!(code, 0, "{report:#}");
+    let file = &report["operations"][0]["files"][0];
+    assert_eq!(file["outcome"], "deferred", "{report:#}");
+    assert!(
+        file["error"]
+            .as_str()
+            .unwrap()
+            .contains("not enough free disk"),
+        "{report:#}"
+    );
+    assert_eq!(
+        peer.file_requests.load(Ordering::SeqCst),
+        0,
+        "nothing fetched"
+    );
+    assert!(!daemon.path().join("data/games/fake/a.bin").exists());
+    assert!(partials(&daemon.path().join("data/games")).is_empty());
+    let logs = daemon.logs();
+    assert!(
+        logs.lines().any(|l| l.contains("\"level\":\"WARN\"")
+            && l.contains("not enough free disk")
+            && l.contains("needed_bytes")),
+        "{logs}"
+    );
 }

@@ -282,9 +282,17 @@ pub fn request(
     url: &str,
     token: Option<&str>,
 ) -> Result<(u16, serde_json::Value), String> {
-    let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(10))
-        .build();
+    request_within(method, url, token, Duration::from_secs(10))
+}
+
+/// [`request`] with its own deadline (e.g. a `POST /sync/run` waiting behind another cycle).
+pub fn request_within(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    timeout: Duration,
+) -> Result<(u16, serde_json::Value), String> {
+    let agent = ureq::AgentBuilder::new().timeout(timeout).build();
     let mut req = agent.request(method, url);
     if let Some(t) = token {
         req = req.set("Authorization", &format!("Bearer {t}"));

@@ -88,6 +88,8 @@ pub struct SyncActor {
     last_success: Option<SystemTime>,
     local_data_server: Option<DataServerState>,
     notifier: Arc<Notifier>,
+    /// Whether the last published `sync` check was failing (its changes are logged once each way).
+    failing: bool,
 }
 
 impl SyncActor {
@@ -130,6 +132,7 @@ impl SyncActor {
             last_success: None,
             local_data_server: None,
             notifier,
+            failing: false,
         }
     }
 
@@ -232,18 +235,25 @@ impl SyncActor {
         }
     }
 
-    fn publish(&self) {
+    fn publish(&mut self) {
         let counters = self.policy.counters();
         let health = self.policy.health();
+        let failing = health.status == crate::runtime::HealthStatus::Failing;
+        if failing != self.failing {
+            self.failing = failing;
+            if failing {
+                tracing::error!(consecutive_failed_cycles = counters.consecutive_failures, detail = %health.detail, "sync unhealthy: too many cycles in a row failed; /health answers 503 until a cycle succeeds");
+            } else {
+                tracing::info!(detail = %health.detail, "sync healthy again after a successful cycle");
+            }
+        }
         let seconds_since = self.seconds_since_last_success();
         let metrics = sync_metrics();
         metrics.seconds_since_last_success.set(seconds_since);
         metrics
             .consecutive_failed_cycles
             .set(i64::from(counters.consecutive_failures));
-        metrics.healthy.set(i64::from(
-            health.status != crate::runtime::HealthStatus::Failing,
-        ));
+        metrics.healthy.set(i64::from(!failing));
         self.setup.health.set(HEALTH_CHECK, health.clone());
         self.setup.board.set_state(SyncState {
             running_cycle: counters.running,

@@ -292,8 +292,51 @@ pub fn config_of_games_path(path: &str) -> String {
     first.split(['-', '.']).next().unwrap_or(first).to_string()
 }
 
+/// Free disk too low for a pull: what is free and what the file needs (its size plus `sync.min_free_disk`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "not enough free disk: {free} bytes free, {needed} needed (the file plus sync.min_free_disk)"
+)]
+pub struct DiskShort {
+    pub free: u64,
+    pub needed: u64,
+}
+
+/// Whether a file of `size` bytes may be pulled onto a filesystem with `free` bytes free, keeping `reserve`
+/// (`sync.min_free_disk`) free beyond it. An unknown `free` (the filesystem could not be asked) lets it through:
+/// the write itself then fails cleanly into the temp file.
+pub fn check_free_disk(free: Option<u64>, size: u64, reserve: u64) -> Result<(), DiskShort> {
+    let needed = size.saturating_add(reserve);
+    match free {
+        Some(free) if free < needed => Err(DiskShort { free, needed }),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_pull_needs_the_file_plus_the_reserve_free() {
+        assert_eq!(check_free_disk(Some(150), 100, 50), Ok(()));
+        assert_eq!(
+            check_free_disk(Some(149), 100, 50),
+            Err(DiskShort {
+                free: 149,
+                needed: 150
+            })
+        );
+        assert_eq!(
+            check_free_disk(Some(0), 0, 1),
+            Err(DiskShort { free: 0, needed: 1 })
+        );
+        // A huge reserve never overflows; an unknown free space lets the pull through.
+        assert!(check_free_disk(Some(u64::MAX - 1), u64::MAX, u64::MAX).is_err());
+        assert_eq!(check_free_disk(None, u64::MAX, u64::MAX), Ok(()));
+        let text = check_free_disk(Some(10), 20, 5).unwrap_err().to_string();
+        assert!(text.contains("10 bytes free, 25 needed"), "{text}");
+    }
+
     use super::*;
     use crate::sync::config::{default_pulls, RoleFilter};
 

@@ -477,5 +477,44 @@ mod tests {
         p.finished(now, id, true, "fine".into());
         assert_eq!(p.health(), HealthCheck::ok("fine"));
         assert_eq!(p.last_success(), Some(now));
+        assert_eq!(p.counters().consecutive_failures, 0, "the count resets");
+        // After the reset it takes five again, a stalled cycle counting as one of them.
+        for i in 1..=5 {
+            now += Duration::from_secs(3);
+            p.request(now, Request::Run { peer: None }).unwrap();
+            let (id, ..) = start(&p.poll(now, 0.0));
+            if i == 5 {
+                let late = now + Duration::from_secs(600);
+                assert_eq!(p.poll(late, 0.0), [Action::Cancel { id }]);
+                p.finished(late, id, false, "late".into());
+                now = late;
+            } else {
+                p.finished(now, id, false, format!("failure {i}"));
+            }
+            assert_eq!(p.counters().consecutive_failures, i);
+            let expected = if i < 5 {
+                HealthStatus::Degraded
+            } else {
+                HealthStatus::Failing
+            };
+            assert_eq!(p.health().status, expected, "after {i} since the reset");
+        }
+    }
+
+    #[test]
+    fn the_unhealthy_threshold_is_the_configured_count() {
+        let t0 = Instant::now();
+        let config = SyncConfig {
+            unhealthy_after_failed_cycles: 2,
+            ..SyncConfig::default()
+        };
+        let mut p = CyclePolicy::new(&config, t0, 1);
+        let (id, ..) = start(&p.poll(t0, 0.0));
+        p.finished(t0, id, false, "one".into());
+        assert_eq!(p.health().status, HealthStatus::Degraded);
+        p.request(t0, Request::Run { peer: None }).unwrap();
+        let (id, ..) = start(&p.poll(t0, 0.0));
+        p.finished(t0, id, false, "two".into());
+        assert_eq!(p.health().status, HealthStatus::Failing);
     }
 }

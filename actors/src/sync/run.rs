@@ -383,19 +383,18 @@ impl Runner {
             };
         };
         let dest = dir.join(&transfer.dest_path);
-        let needed = transfer.size.saturating_add(self.config.min_free_disk.0);
-        if let Some(free) = free_bytes(&dest) {
-            if free < needed {
-                tracing::warn!(sync_operation = %operation, free_bytes = free, needed_bytes = needed, "not enough free disk for this file plus sync.min_free_disk; skipped, retried next cycle");
-                file.error = Some(format!(
-                    "not enough free disk: {free} bytes free, {needed} needed"
-                ));
-                return FileDone {
-                    file: finish(file),
-                    gave_up: None,
-                    games: None,
-                };
-            }
+        if let Err(short) = plan::check_free_disk(
+            free_bytes(&dest),
+            transfer.size,
+            self.config.min_free_disk.0,
+        ) {
+            tracing::warn!(sync_operation = %operation, free_bytes = short.free, needed_bytes = short.needed, "not enough free disk for this file plus sync.min_free_disk; skipped, retried next cycle");
+            file.error = Some(short.to_string());
+            return FileDone {
+                file: finish(file),
+                gave_up: None,
+                games: None,
+            };
         }
         // The sha256 the file must have: the inventory's, else the peer's /checksum.
         let mut expected_sha = transfer.sha256.clone().map(|s| s.to_ascii_lowercase());
