@@ -5,7 +5,7 @@
 //! - `GET|POST /health` → `{"status":"ok"}` after a real file read on the blocking pool (the probe file
 //!   [`PROBE_NAME`] in the root, or in the temp dir when the root is read-only): a server whose file machinery is
 //!   stuck does not answer, and its monitor treats it as hung
-//! - `GET /inventory.json` → [`Inventory`]
+//! - `GET /inventory.json` → [`Inventory`], hashing not-yet-hashed files for up to 2 s (the rest listed with null)
 //! - `GET /files/{category}/{path}` → the file; `Range` → 206 with `Content-Range`; `ETag`, `If-None-Match`, `If-Range`
 //! - `GET /checksum/{category}/{path}` → `{"sha256","size"}`
 //!
@@ -39,10 +39,15 @@ use super::range::{etag_for, if_none_match_hits, if_range_allows, parse_range, R
 
 /// Bytes read from disk per chunk sent.
 pub const SEND_CHUNK: usize = 64 * 1024;
+/// Bodies up to this size are read whole and sent in one piece; larger ones stream in [`SEND_CHUNK`]s.
+pub const WHOLE_READ_MAX: u64 = 1 << 20;
 /// Nice value of the threads that read files for downloads (higher = yields to request workers).
 const BULK_READ_NICE: libc::c_int = 10;
 /// Chunks buffered between the disk reader and the socket per download.
 const SEND_QUEUE: usize = 4;
+/// How long one `/inventory.json` may spend hashing files whose sha256 is not cached yet (well inside a
+/// puller's 5 s inventory timeout); what is left is listed with a null sha256 and hashed by the next one.
+const INVENTORY_HASH_FOR: Duration = Duration::from_secs(2);
 /// Seconds workers get to finish in-flight requests on a graceful stop.
 const SHUTDOWN_TIMEOUT_S: u64 = 5;
 /// How long [`BackgroundServer::start`] waits for the server thread to report in.
@@ -496,6 +501,7 @@ async fn inventory(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
             &shared.roots,
             &shared.checksums,
             shared.settle,
+            INVENTORY_HASH_FOR,
         )
     })
     .await
@@ -562,10 +568,33 @@ async fn download(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
             Box::pin(futures::stream::empty::<Result<Bytes, io::Error>>()),
         )));
     }
+    if length <= WHOLE_READ_MAX {
+        // A small body is read in one step on the blocking pool and sent as one piece: no reader thread and
+        // queue per request (most of a small file's cost was those hand-overs).
+        let body = web::block(move || read_span(file, start, length))
+            .await
+            .map_err(|error| ApiError::Task(error.to_string()))?
+            .map_err(|error| ApiError::Path(PathError::Io(error)))?;
+        return Ok(response.body(body));
+    }
     Ok(response.body(SizedStream::new(
         length,
         Box::pin(stream_file(file, start, length)),
     )))
+}
+
+/// `length` bytes of `file` from `start`, read whole. Blocking.
+fn read_span(mut file: File, start: u64, length: u64) -> io::Result<Bytes> {
+    file.seek(SeekFrom::Start(start))?;
+    let mut body = Vec::with_capacity(length as usize);
+    file.take(length).read_to_end(&mut body)?;
+    if (body.len() as u64) < length {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "file shrank while it was being sent",
+        ));
+    }
+    Ok(Bytes::from(body))
 }
 
 async fn no_such_endpoint() -> Result<HttpResponse, ApiError> {
