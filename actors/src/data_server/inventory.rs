@@ -322,10 +322,10 @@ mod tests {
             Duration::from_secs(2),
             Duration::ZERO,
         )
-            .files
-            .into_iter()
-            .map(|f| f.path)
-            .collect();
+        .files
+        .into_iter()
+        .map(|f| f.path)
+        .collect();
         assert_eq!(listed, ["checkpointed.db", "done.db"]);
         for (name, unfinished) in [("a.db-wal", true), ("a.db-shm", true), ("a.db", false)] {
             assert_eq!(is_unfinished_name(name), unfinished, "{name}");

@@ -52,8 +52,7 @@ pub fn remove_stale_temps(dest: &Path, keep: &Path) {
     for item in listing.flatten() {
         let file_name = item.file_name().to_string_lossy().into_owned();
         let path = item.path();
-        if file_name.starts_with(&prefix) && is_partial_name(&file_name) && path != keep
-        {
+        if file_name.starts_with(&prefix) && is_partial_name(&file_name) && path != keep {
             let _ = std::fs::remove_file(&path);
         }
     }
@@ -267,7 +266,8 @@ mod tests {
             size: 5,
             sha256: Some(&sum),
         };
-        let failure = verify_and_install(&temp, &dest, &expected, None, &quarantine, None).unwrap_err();
+        let failure =
+            verify_and_install(&temp, &dest, &expected, None, &quarantine, None).unwrap_err();
         assert_eq!(failure.kind, FailureKind::Integrity);
         assert!(
             failure.reason.contains("sha256 mismatch"),
@@ -280,7 +280,8 @@ mod tests {
             size: 5,
             sha256: Some(&sum),
         };
-        let failure = verify_and_install(&temp, &dest, &expected, None, &quarantine, None).unwrap_err();
+        let failure =
+            verify_and_install(&temp, &dest, &expected, None, &quarantine, None).unwrap_err();
         assert!(
             failure.reason.contains("size mismatch"),
             "{}",
@@ -315,8 +316,7 @@ mod tests {
         };
         let quarantine = dir.path().join("quarantine");
         let failure =
-            verify_and_install(&temp, &dest, &expected, Some(&sum), &quarantine, None)
-                .unwrap_err();
+            verify_and_install(&temp, &dest, &expected, Some(&sum), &quarantine, None).unwrap_err();
         assert_eq!(failure.kind, FailureKind::Corrupt);
         let moved = failure.quarantined.expect("quarantined");
         assert!(moved.starts_with(&quarantine) && moved.exists());

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant, SystemTime};
 use super::budget::{Breakers, Budget, FailureKind, FileAttempts, Step, SyncError};
 use super::config::{Role, SyncConfig, TransportKind};
 use super::install::{
-    is_partial_name, remove_stale_temps, temp_path, verify_and_install, version_key, Expected, RenamedDirs,
+    is_partial_name, remove_stale_temps, temp_path, verify_and_install, version_key, Expected,
+    RenamedDirs,
 };
 use super::metrics::sync_metrics;
 use super::plan::{self, DiffRules, LocalFile, Peer, PullOp, Transfer};
@@ -123,12 +124,30 @@ impl Runner {
             }
         }
         let peer_names: BTreeSet<String> = ops.iter().map(|o| o.peer.clone()).collect();
-        let inventories = self.inventories(&peer_names);
+        // The local files are listed while the peers' inventories are on their way.
+        let (inventories, mut scans) = std::thread::scope(|scope| {
+            let inventories = scope.spawn(|| self.inventories(&peer_names));
+            let scans: Vec<LocalScan> = ops.iter().map(|op| self.scan_local(op)).collect();
+            let inventories = inventories.join().unwrap_or_else(|_| {
+                peer_names
+                    .iter()
+                    .map(|name| {
+                        let reason = (
+                            "failed".to_string(),
+                            "inventory thread panicked".to_string(),
+                        );
+                        (name.clone(), Err(reason))
+                    })
+                    .collect()
+            });
+            (inventories, scans)
+        });
         let mut jobs = VecDeque::new();
         let mut operations: Vec<OperationReport> = Vec::new();
         let mut budgets = Vec::new();
         let mut files = CycleFiles::default();
-        for op in &ops {
+        for (op, scan) in ops.iter().zip(scans.iter_mut()) {
+            files.temp_dirs.append(&mut scan.temp_dirs);
             let mut op_report = OperationReport {
                 peer: op.peer.clone(),
                 category: op.category.clone(),
@@ -144,7 +163,7 @@ impl Runner {
             };
             match inventories.get(&op.peer) {
                 Some(Ok(inventory)) => {
-                    let plan = self.plan_operation(op, &inventory.files, &mut files.temp_dirs);
+                    let plan = self.plan_operation(op, &inventory.files, scan);
                     op_report.planned = plan.transfers.len();
                     op_report.skipped = plan.skipped.len();
                     let budget = Arc::new(Budget::new(Instant::now(), &self.config.budget));
@@ -277,7 +296,8 @@ impl Runner {
                     .take(MAX_INVENTORY_BYTES)
                     .read_to_end(&mut body)
                     .map_err(|e| format!("reading the inventory: {e}"))?;
-                serde_json::from_slice::<Inventory>(&body).map_err(|e| format!("bad inventory: {e}"))
+                serde_json::from_slice::<Inventory>(&body)
+                    .map_err(|e| format!("bad inventory: {e}"))
             });
         let mut breakers = self.breakers.lock().unwrap_or_else(|e| e.into_inner());
         let breaker = breakers.get(name, TransportKind::Http);
@@ -294,33 +314,38 @@ impl Runner {
         }
     }
 
-    /// The local files of `op` (under `<category dir>/<peer>/`), hashed where the diff needs it, then the diff.
-    /// Directories holding partial downloads are added to `temp_dirs`.
+    /// The local files of `op` (under `<category dir>/<peer>/`).
+    fn scan_local(&self, op: &PullOp) -> LocalScan {
+        let mut found = LocalScan::default();
+        if let Some(dir) = self.layout.categories.get(&op.category) {
+            scan(&dir.join(&op.peer), &op.peer, &mut found, 0);
+        }
+        found
+    }
+
+    /// `op`'s local files (`scan`) hashed where the diff needs it, then the diff.
     fn plan_operation(
         &self,
         op: &PullOp,
         remote: &[InventoryEntry],
-        temp_dirs: &mut BTreeSet<PathBuf>,
+        scan: &mut LocalScan,
     ) -> plan::OpPlan {
         let Some(dir) = self.layout.categories.get(&op.category) else {
             tracing::warn!(category = %op.category, "category not in data_server.categories; nothing pulled for it");
             return plan::OpPlan::default();
         };
-        let mut local = BTreeMap::new();
-        let mut stats = BTreeMap::new();
-        let mut found = Found {
-            files: &mut local,
-            stats: &mut stats,
-            temp_dirs,
-        };
-        scan(&dir.join(&op.peer), &op.peer, &mut found, 0);
+        let LocalScan {
+            files: local,
+            stats,
+            ..
+        } = scan;
         let cluster: BTreeSet<String> = self.peers.iter().map(|p| p.name.clone()).collect();
         let rules = DiffRules {
             skip: &self.config.skip,
             cluster_nodes: &cluster,
             now_unix: unix_seconds(SystemTime::now()),
         };
-        for path in plan::files_to_hash(op, remote, &local, &rules) {
+        for path in plan::files_to_hash(op, remote, local, &rules) {
             let (Some(file), Some(mtime)) = (local.get_mut(&path), stats.get(&path)) else {
                 continue;
             };
@@ -332,7 +357,7 @@ impl Runner {
                 }
             }
         }
-        plan::diff(op, remote, &local, &rules)
+        plan::diff(op, remote, local, &rules)
     }
 
     /// Runs `jobs` (operation index, transfer, its operation's budget) on at most `max_concurrent` threads.
@@ -679,15 +704,17 @@ impl Runner {
 }
 
 /// What [`scan`] fills.
-struct Found<'a> {
-    files: &'a mut BTreeMap<String, LocalFile>,
-    stats: &'a mut BTreeMap<String, SystemTime>,
-    temp_dirs: &'a mut BTreeSet<PathBuf>,
+#[derive(Default)]
+struct LocalScan {
+    files: BTreeMap<String, LocalFile>,
+    stats: BTreeMap<String, SystemTime>,
+    /// Directories holding partial downloads.
+    temp_dirs: BTreeSet<PathBuf>,
 }
 
 /// Every regular file under `dir` (not temp files), keyed `<prefix>/<relative path>`, with its mtime; and the
 /// directories holding partial downloads.
-fn scan(dir: &Path, prefix: &str, out: &mut Found<'_>, depth: usize) {
+fn scan(dir: &Path, prefix: &str, out: &mut LocalScan, depth: usize) {
     if depth > crate::data_server::inventory::MAX_DEPTH {
         return;
     }

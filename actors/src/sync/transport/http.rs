@@ -19,9 +19,9 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::{file_url, Failure, FetchRequest, Fetched, Transport};
-use crate::sync::install::start_writeback;
 use crate::sync::budget::FailureKind;
 use crate::sync::config::{HttpTransportConfig, TransportKind};
+use crate::sync::install::start_writeback;
 
 /// Idle keep-alive connections the shared agent keeps per peer (above `sync.max_concurrent`'s default of 4).
 const IDLE_CONNECTIONS_PER_PEER: usize = 16;
