@@ -455,7 +455,9 @@ fn convergence(dir: &Path, settle: Duration, count: usize) -> (f64, f64, f64) {
 struct Nginx(Child);
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        // SIGTERM, not SIGKILL: the master stops its workers (a killed master leaves them running, holding the
+        // port and every inherited descriptor).
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
         let _ = self.0.wait();
     }
 }

@@ -290,6 +290,41 @@ mod tests {
     }
 
     #[test]
+    fn files_are_hashed_while_the_hashing_time_lasts_and_cached() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let games = dir.path().join("games");
+        std::fs::create_dir_all(&games).expect("mkdir");
+        std::fs::write(games.join("a.db"), b"abc").expect("write");
+        std::fs::write(games.join("b.db"), b"hello").expect("write");
+        let categories: BTreeMap<String, PathBuf> =
+            [("games".to_string(), games.clone())].into_iter().collect();
+        let cache = ChecksumCache::new(1);
+        let unhashed = build_inventory("n", &categories, &cache, Duration::ZERO, Duration::ZERO);
+        assert!(unhashed.files.iter().all(|f| f.sha256.is_none()));
+        let hashed = build_inventory(
+            "n",
+            &categories,
+            &cache,
+            Duration::ZERO,
+            Duration::from_secs(60),
+        );
+        for entry in &hashed.files {
+            let want = crate::data_server::checksum::sha256_file(&games.join(&entry.path)).unwrap();
+            assert_eq!(
+                entry.sha256.as_deref(),
+                Some(want.as_str()),
+                "{}",
+                entry.path
+            );
+        }
+        assert_eq!(cache.computations(), 2);
+        // Cached now: listed with its sum without hashing again, even with no hashing time.
+        let again = build_inventory("n", &categories, &cache, Duration::ZERO, Duration::ZERO);
+        assert!(again.files.iter().all(|f| f.sha256.is_some()));
+        assert_eq!(cache.computations(), 2);
+    }
+
+    #[test]
     fn unsettled_files_wal_files_and_live_databases_are_not_listed() {
         let dir = tempfile::tempdir().expect("tempdir");
         let games = dir.path().join("games");

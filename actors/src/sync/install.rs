@@ -259,6 +259,24 @@ mod tests {
     }
 
     #[test]
+    fn a_run_of_installs_fsyncs_each_directory_once_at_its_end() {
+        let (_dir, dest, temp, quarantine) = setup(b"hello");
+        let sum = sha256_reader(&b"hello"[..]).unwrap();
+        let expected = Expected {
+            size: 5,
+            sha256: Some(&sum),
+        };
+        let renamed = RenamedDirs::default();
+        verify_and_install(&temp, &dest, &expected, None, &quarantine, Some(&renamed))
+            .expect("installed");
+        assert_eq!(std::fs::read(&dest).unwrap(), b"hello");
+        let noted: Vec<PathBuf> = renamed.0.lock().unwrap().iter().cloned().collect();
+        assert_eq!(noted, [dest.parent().unwrap().to_path_buf()]);
+        renamed.sync();
+        assert!(renamed.0.lock().unwrap().is_empty());
+    }
+
+    #[test]
     fn a_mismatch_deletes_the_temp_file_and_installs_nothing() {
         let (_dir, dest, temp, quarantine) = setup(b"hellp");
         let sum = sha256_reader(&b"hello"[..]).unwrap();

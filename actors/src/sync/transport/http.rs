@@ -293,3 +293,40 @@ impl Transport for HttpTransport {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Yields `pieces` one read at a time, then fails.
+    struct Pieces(Vec<&'static [u8]>);
+
+    impl Read for Pieces {
+        fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(io::Error::new(io::ErrorKind::ConnectionReset, "reset"));
+            }
+            let piece = self.0.remove(0);
+            buffer[..piece.len()].copy_from_slice(piece);
+            Ok(piece.len())
+        }
+    }
+
+    #[test]
+    fn fill_gathers_pieces_and_keeps_what_came_before_an_error() {
+        let mut buffer = [0u8; 4];
+        let mut body = Pieces(vec![b"ab", b"cd", b"e"]);
+        let (n, ended, error) = fill(&mut body, &mut buffer);
+        assert_eq!((n, ended, error.is_none()), (4, false, true));
+        assert_eq!(&buffer, b"abcd");
+        let (n, ended, error) = fill(&mut body, &mut buffer);
+        assert_eq!((n, ended), (1, false));
+        assert_eq!(&buffer[..1], b"e");
+        assert_eq!(
+            error.map(|e| e.kind()),
+            Some(io::ErrorKind::ConnectionReset)
+        );
+        let (n, ended, error) = fill(&mut &b""[..], &mut buffer);
+        assert_eq!((n, ended, error.is_none()), (0, true, true));
+    }
+}
