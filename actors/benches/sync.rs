@@ -3,10 +3,19 @@
 //!   transport (what a cycle does: inventory, checksums, verified installs), beside `rsync -a` over ssh (a
 //!   throwaway sshd on loopback), `aria2c` and `curl` fetching the same files.
 //! - A cycle with nothing to do on a set of small files, beside rsync's no-op run on the same set.
+//! - Convergence: game files renamed into a worker's games directory one every 200 ms while the training side runs
+//!   cycles back to back (what a stream of the worker's notices triggers); from each rename to its install, p50/p99,
+//!   at the default `data_server.settle` (2 s, a floor: the worker offers a file only once settled) and at 0.2 s.
+//! - The data server beside nginx (Debian's package, `sendfile on`, started here on 127.0.0.1 with a generated
+//!   config) on one 512 MiB file and on 200 files of 100 KiB (curl to /dev/null, median of 5 each, alternating),
+//!   and the data server's `/health` p99 while 8 downloads of the large file run.
 //!
 //! Run: `cargo bench -p actors --bench sync`. Env: `SYNC_BENCH_BIG_MIB` (each of the two large files, default
 //! 256), `SYNC_BENCH_SMALL` (100 KiB files, default 5000), `SYNC_BENCH_NOOP` (files of the no-op set, default
-//! 10000). Goals (issue 9): http pull at least as fast as rsync and aria2c; a no-op cycle at most 1/10 of rsync's.
+//! 10000), `SYNC_BENCH_CONVERGE` (files per convergence run, default 50), `SYNC_BENCH_SERVE_MIB` (the large file
+//! served beside nginx, default 512). Goals (issue 9): http pull at least as fast as rsync and aria2c; a no-op
+//! cycle at most 1/10 of rsync's; convergence p50 ≤ 2 s, p99 ≤ 5 s; the data server at least as fast as nginx on
+//! both sets, `/health` p99 under 50 ms during 8 downloads.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -60,9 +69,13 @@ fn write_set(root: &Path, big_mib: usize, small: usize) -> u64 {
 }
 
 fn server(root: &Path) -> BackgroundServer {
+    server_settled(root, Duration::ZERO)
+}
+
+fn server_settled(root: &Path, settle: Duration) -> BackgroundServer {
     let mut options = ServerOptions::new(root, "src");
     options.bind = "127.0.0.1:0".to_string();
-    options.settle = Duration::ZERO;
+    options.settle = settle;
     BackgroundServer::start(options).expect("data server")
 }
 
@@ -373,4 +386,233 @@ fn main() {
     }
     drop(noop_server);
     drop(data);
+
+    let converge = env_number("SYNC_BENCH_CONVERGE", 50) as usize;
+    println!("\n## convergence: rename on the worker → installed on the training node, {converge} files (one run)\n");
+    println!("| data_server.settle | p50 | p99 | max |\n|---|---|---|---|");
+    for settle in [Duration::from_secs(2), Duration::from_millis(200)] {
+        let (p50, p99, max) = convergence(
+            &work.path().join(format!("converge-{}", settle.as_millis())),
+            settle,
+            converge,
+        );
+        println!(
+            "| {:.1} s | {p50:.2} s | {p99:.2} s | {max:.2} s |",
+            settle.as_secs_f64()
+        );
+    }
+
+    let serve_mib = env_number("SYNC_BENCH_SERVE_MIB", 512) as usize;
+    serve_beside_nginx(&work.path().join("serve"), serve_mib);
+}
+
+/// Files renamed into a worker's games directory every 200 ms while the training side runs cycles back to back:
+/// seconds from each rename to its install (p50, p99, max).
+fn convergence(dir: &Path, settle: Duration, count: usize) -> (f64, f64, f64) {
+    let src = dir.join("src");
+    let games = src.join("games");
+    std::fs::create_dir_all(&games).expect("mkdir");
+    let data = server_settled(&src, settle);
+    let dest = dir.join("dst");
+    let runner = runner(&format!("http://{}", data.address()), &dest);
+    let installed_at = |index: usize| dest.join(format!("games/src/g{index:03}.bin"));
+    let renamed: Mutex<Vec<Instant>> = Mutex::new(Vec::new());
+    let mut took = vec![None; count];
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for index in 0..count {
+                let temp = games.join(format!(".g{index:03}.bin.tmp"));
+                std::fs::write(&temp, format!("game {index}\n").repeat(200)).expect("write game");
+                std::fs::rename(&temp, games.join(format!("g{index:03}.bin")))
+                    .expect("rename game");
+                renamed.lock().expect("lock").push(Instant::now());
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut id = 0;
+        while took.iter().any(Option::is_none) && Instant::now() < deadline {
+            id += 1;
+            cycle(&runner, id);
+            let done = Instant::now();
+            let renamed = renamed.lock().expect("lock").clone();
+            for (index, at) in renamed.iter().enumerate() {
+                if took[index].is_none() && installed_at(index).exists() {
+                    took[index] = Some(done.duration_since(*at).as_secs_f64());
+                }
+            }
+        }
+    });
+    let mut took: Vec<f64> = took
+        .into_iter()
+        .map(|t| t.unwrap_or(f64::INFINITY))
+        .collect();
+    took.sort_by(f64::total_cmp);
+    let pick = |q: f64| took[((took.len() - 1) as f64 * q).round() as usize];
+    (pick(0.5), pick(0.99), took[took.len() - 1])
+}
+
+struct Nginx(Child);
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM, not SIGKILL: the master stops its workers (a killed master leaves them running, holding the
+        // port and every inherited descriptor).
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+/// nginx on a free loopback port serving `root` (`sendfile on`), `None` when it does not start.
+fn nginx(dir: &Path, root: &Path) -> Option<(Nginx, u16)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    std::fs::create_dir_all(dir.join("temp")).ok()?;
+    let config = format!(
+        "user root;\nworker_processes 2;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+         events {{ worker_connections 256; }}\n\
+         http {{\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n  keepalive_requests 100000;\n\
+           client_body_temp_path {d}/temp/body;\n  proxy_temp_path {d}/temp/proxy;\n  fastcgi_temp_path {d}/temp/fastcgi;\n\
+           uwsgi_temp_path {d}/temp/uwsgi;\n  scgi_temp_path {d}/temp/scgi;\n\
+           server {{ listen 127.0.0.1:{port}; root {root}; location / {{ }} }}\n}}\n",
+        d = dir.display(),
+        root = root.display()
+    );
+    std::fs::write(dir.join("nginx.conf"), config).ok()?;
+    let child = Command::new("/usr/sbin/nginx")
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .arg("-p")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let guard = Nginx(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some((guard, port))
+}
+
+/// Seconds one curl run takes to fetch `urls` (keep-alive, one after the other) to /dev/null.
+fn curl_all(dir: &Path, name: &str, urls: &[String]) -> f64 {
+    let mut config = String::new();
+    for url in urls {
+        config.push_str(&format!("url = \"{url}\"\noutput = \"/dev/null\"\n"));
+    }
+    let list = dir.join(format!("{name}.curl"));
+    std::fs::write(&list, config).expect("write curl config");
+    let mut command = Command::new("curl");
+    command.args(["-s", "-f", "-K"]).arg(&list);
+    let (took, ok) = timed(command);
+    assert!(ok, "curl {name} failed");
+    took.as_secs_f64()
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// The data server beside nginx on the same files, then `/health` under 8 downloads.
+fn serve_beside_nginx(dir: &Path, big_mib: usize) {
+    let root = dir.join("root");
+    std::fs::create_dir_all(root.join("games/small")).expect("mkdir");
+    let block: Vec<u8> = (0..(1 << 20))
+        .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let mut file = std::fs::File::create(root.join("games/big.bin")).expect("create");
+    for m in 0..big_mib {
+        let mut chunk = block.clone();
+        chunk[0] = m as u8;
+        file.write_all(&chunk).expect("write");
+    }
+    drop(file);
+    for index in 0..200 {
+        let mut content = block[..100 * 1024].to_vec();
+        content[..8].copy_from_slice(&(index as u64).to_le_bytes());
+        std::fs::write(root.join(format!("games/small/s{index:03}.bin")), &content).expect("write");
+    }
+    let data = server(&root);
+    let ours = format!("http://{}/files", data.address());
+    println!("\n## data server beside nginx (sendfile on), same files, one run (median of 5, alternating)\n");
+    let Some((_nginx, port)) = nginx(&dir.join("nginx"), &root) else {
+        println!("nginx not run: /usr/sbin/nginx missing or did not start");
+        return;
+    };
+    let theirs = format!("http://127.0.0.1:{port}");
+    let big = |base: &str| vec![format!("{base}/games/big.bin")];
+    let small = |base: &str| {
+        (0..200)
+            .map(|i| format!("{base}/games/small/s{i:03}.bin"))
+            .collect::<Vec<_>>()
+    };
+    let (mut ours_big, mut nginx_big, mut ours_small, mut nginx_small) =
+        (vec![], vec![], vec![], vec![]);
+    for _ in 0..5 {
+        ours_big.push(curl_all(dir, "ours-big", &big(&ours)));
+        nginx_big.push(curl_all(dir, "nginx-big", &big(&theirs)));
+        ours_small.push(curl_all(dir, "ours-small", &small(&ours)));
+        nginx_small.push(curl_all(dir, "nginx-small", &small(&theirs)));
+    }
+    let (ours_big, nginx_big, ours_small, nginx_small) = (
+        median(ours_big),
+        median(nginx_big),
+        median(ours_small),
+        median(nginx_small),
+    );
+    println!("| what | data server | nginx | ratio (ours / nginx, goal ≤ 1) |\n|---|---|---|---|");
+    println!(
+        "| one {big_mib} MiB file | {ours_big:.3} s | {nginx_big:.3} s | {:.2} |",
+        ours_big / nginx_big
+    );
+    println!(
+        "| 200 files of 100 KiB | {ours_small:.3} s | {nginx_small:.3} s | {:.2} |",
+        ours_small / nginx_small
+    );
+
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let mut latencies = Vec::new();
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            scope.spawn(|| {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let mut command = Command::new("curl");
+                    command
+                        .args(["-s", "-f", "-o", "/dev/null"])
+                        .arg(format!("{ours}/games/big.bin"));
+                    let _ = timed(command);
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(10))
+            .build();
+        let health = format!("http://{}/health", data.address());
+        let until = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < until {
+            let started = Instant::now();
+            let ok = agent.get(&health).call().is_ok();
+            latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+            assert!(ok, "/health failed under load");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    latencies.sort_by(f64::total_cmp);
+    let pick = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "\n/health during 8 downloads of the {big_mib} MiB file: n={} p50={:.2} ms p99={:.2} ms (goal p99 < 50 ms)",
+        latencies.len(),
+        pick(0.5),
+        pick(0.99)
+    );
 }

@@ -236,9 +236,26 @@ fn inventory_matches_the_files_and_omits_temporaries() {
     .map(|(p, s)| (p.to_string(), s))
     .collect();
     assert_eq!(files, expected);
+    // Settled files are hashed while the inventory is built, so a puller needs no /checksum request per file.
+    let content: BTreeMap<&str, Vec<u8>> = [
+        ("games/a.db", b"abc".to_vec()),
+        ("games/sub/b.db", pattern(1 << 20)),
+        ("models/m.pth", b"model".to_vec()),
+    ]
+    .into_iter()
+    .collect();
     for file in inventory["files"].as_array().expect("files") {
         assert!(file["mtime"].as_f64().is_some_and(|mtime| mtime > 0.0));
-        assert!(file["sha256"].is_null());
+        let key = format!(
+            "{}/{}",
+            file["category"].as_str().unwrap(),
+            file["path"].as_str().unwrap()
+        );
+        assert_eq!(
+            file["sha256"].as_str(),
+            Some(sha256_hex(&content[key.as_str()]).as_str()),
+            "{key}"
+        );
     }
 }
 

@@ -5,11 +5,13 @@
 //! `-wal`, `-shm` and `-journal` files, any file modified within `settle` (it waits for the next inventory), and
 //! a `.db` whose `-wal` is not empty (a live database is offered only once checkpointed, never torn). Symlinks are
 //! listed only when they point to a regular file inside the same root; symlinked directories are not followed, so a
-//! link loop cannot hang the walk. It never hashes: checksums appear once `/checksum` has computed them.
+//! link loop cannot hang the walk. Checksums come from the cache; files not yet hashed are hashed while the
+//! walk's `hash_for` time lasts (so a puller needs no `/checksum` request per file), the rest are listed with a
+//! null sha256 and hashed by a later inventory or `/checksum`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -80,17 +82,30 @@ pub fn unix_seconds(time: SystemTime) -> f64 {
 }
 
 /// The inventory of `categories` (name → root directory) for `node`, leaving out files modified within
-/// `settle`. Blocking.
+/// `settle`. Files whose sha256 is not cached are hashed (into `cache`) until `hash_for` has passed; zero hashes
+/// nothing. Blocking.
 pub fn build_inventory(
     node: &str,
     categories: &BTreeMap<String, PathBuf>,
     cache: &ChecksumCache,
     settle: Duration,
+    hash_for: Duration,
 ) -> Inventory {
     let settled_before = SystemTime::now().checked_sub(settle).unwrap_or(UNIX_EPOCH);
+    let hash_until = Instant::now() + hash_for;
     let mut files = Vec::new();
     for (category, root) in categories {
-        files.extend(scan_category(category, root, cache, settled_before));
+        files.extend(
+            scan_category(category, root, cache, settled_before)
+                .into_iter()
+                .map(|(mut entry, path, mtime)| {
+                    if entry.sha256.is_none() && Instant::now() < hash_until {
+                        // A file that changes while hashed stays null: it is listed again once it is settled.
+                        entry.sha256 = cache.checksum_blocking(&path, entry.size, mtime).ok();
+                    }
+                    entry
+                }),
+        );
     }
     files.sort_by(|a, b| (&a.category, &a.path).cmp(&(&b.category, &b.path)));
     Inventory {
@@ -100,14 +115,15 @@ pub fn build_inventory(
     }
 }
 
-/// Every servable file under one category root last modified before `settled_before`. A missing root is an empty
-/// category; unreadable directories are logged and skipped.
+/// Every servable file under one category root last modified before `settled_before`, with the real path and
+/// mtime it was listed with (the checksum cache's key). A missing root is an empty category; unreadable
+/// directories are logged and skipped.
 pub fn scan_category(
     category: &str,
     root: &Path,
     cache: &ChecksumCache,
     settled_before: SystemTime,
-) -> Vec<InventoryEntry> {
+) -> Vec<(InventoryEntry, PathBuf, SystemTime)> {
     let Ok(root) = root.canonicalize() else {
         tracing::debug!(category, root = %root.display(), "category directory missing; listing nothing for it");
         return Vec::new();
@@ -147,10 +163,12 @@ pub fn scan_category(
                 }
                 continue;
             }
-            let metadata = if link_metadata.file_type().is_symlink() {
+            // The walk starts at the canonical root and never follows a directory link, so a plain file's path
+            // is already canonical: only links are resolved (one realpath per file cost most of a large walk).
+            let (metadata, canonical) = if link_metadata.file_type().is_symlink() {
                 match path.canonicalize() {
                     Ok(target) if target.starts_with(&root) => match std::fs::metadata(&target) {
-                        Ok(metadata) => metadata,
+                        Ok(metadata) => (metadata, target),
                         Err(_) => continue,
                     },
                     _ => {
@@ -159,7 +177,7 @@ pub fn scan_category(
                     }
                 }
             } else {
-                link_metadata
+                (link_metadata, path)
             };
             if !metadata.is_file() {
                 continue;
@@ -168,21 +186,24 @@ pub fn scan_category(
                 continue;
             };
             if mtime > settled_before {
-                tracing::debug!(category, path = %path.display(), "modified within data_server.settle; listed in a later inventory");
+                tracing::debug!(category, path = %canonical.display(), "modified within data_server.settle; listed in a later inventory");
                 continue;
             }
-            if has_live_wal(&path) {
-                tracing::debug!(category, path = %path.display(), "database has a live write-ahead log; listed once checkpointed");
+            if has_live_wal(&canonical) {
+                tracing::debug!(category, path = %canonical.display(), "database has a live write-ahead log; listed once checkpointed");
                 continue;
             }
-            let canonical = path.canonicalize().unwrap_or(path);
-            entries.push(InventoryEntry {
-                category: category.to_string(),
-                path: relative,
-                size: metadata.len(),
-                mtime: unix_seconds(mtime),
-                sha256: cache.cached(&canonical, metadata.len(), mtime),
-            });
+            entries.push((
+                InventoryEntry {
+                    category: category.to_string(),
+                    path: relative,
+                    size: metadata.len(),
+                    mtime: unix_seconds(mtime),
+                    sha256: cache.cached(&canonical, metadata.len(), mtime),
+                },
+                canonical,
+                mtime,
+            ));
         }
     }
     entries
@@ -236,7 +257,13 @@ mod tests {
         .into_iter()
         .collect();
         let cache = ChecksumCache::new(1);
-        let inventory = build_inventory("node-a", &categories, &cache, Duration::ZERO);
+        let inventory = build_inventory(
+            "node-a",
+            &categories,
+            &cache,
+            Duration::ZERO,
+            Duration::ZERO,
+        );
         assert_eq!(inventory.node, "node-a");
         let listed: Vec<(&str, &str, u64)> = inventory
             .files
@@ -260,6 +287,41 @@ mod tests {
             "{}",
             inventory.generated_at
         );
+    }
+
+    #[test]
+    fn files_are_hashed_while_the_hashing_time_lasts_and_cached() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let games = dir.path().join("games");
+        std::fs::create_dir_all(&games).expect("mkdir");
+        std::fs::write(games.join("a.db"), b"abc").expect("write");
+        std::fs::write(games.join("b.db"), b"hello").expect("write");
+        let categories: BTreeMap<String, PathBuf> =
+            [("games".to_string(), games.clone())].into_iter().collect();
+        let cache = ChecksumCache::new(1);
+        let unhashed = build_inventory("n", &categories, &cache, Duration::ZERO, Duration::ZERO);
+        assert!(unhashed.files.iter().all(|f| f.sha256.is_none()));
+        let hashed = build_inventory(
+            "n",
+            &categories,
+            &cache,
+            Duration::ZERO,
+            Duration::from_secs(60),
+        );
+        for entry in &hashed.files {
+            let want = crate::data_server::checksum::sha256_file(&games.join(&entry.path)).unwrap();
+            assert_eq!(
+                entry.sha256.as_deref(),
+                Some(want.as_str()),
+                "{}",
+                entry.path
+            );
+        }
+        assert_eq!(cache.computations(), 2);
+        // Cached now: listed with its sum without hashing again, even with no hashing time.
+        let again = build_inventory("n", &categories, &cache, Duration::ZERO, Duration::ZERO);
+        assert!(again.files.iter().all(|f| f.sha256.is_some()));
+        assert_eq!(cache.computations(), 2);
     }
 
     #[test]
@@ -288,11 +350,17 @@ mod tests {
         let categories: BTreeMap<String, PathBuf> =
             [("games".to_string(), games.clone())].into_iter().collect();
         let cache = ChecksumCache::new(1);
-        let listed: Vec<String> = build_inventory("n", &categories, &cache, Duration::from_secs(2))
-            .files
-            .into_iter()
-            .map(|f| f.path)
-            .collect();
+        let listed: Vec<String> = build_inventory(
+            "n",
+            &categories,
+            &cache,
+            Duration::from_secs(2),
+            Duration::ZERO,
+        )
+        .files
+        .into_iter()
+        .map(|f| f.path)
+        .collect();
         assert_eq!(listed, ["checkpointed.db", "done.db"]);
         for (name, unfinished) in [("a.db-wal", true), ("a.db-shm", true), ("a.db", false)] {
             assert_eq!(is_unfinished_name(name), unfinished, "{name}");

@@ -5,7 +5,7 @@
 //! - `GET|POST /health` → `{"status":"ok"}` after a real file read on the blocking pool (the probe file
 //!   [`PROBE_NAME`] in the root, or in the temp dir when the root is read-only): a server whose file machinery is
 //!   stuck does not answer, and its monitor treats it as hung
-//! - `GET /inventory.json` → [`Inventory`]
+//! - `GET /inventory.json` → [`Inventory`], hashing not-yet-hashed files for up to 2 s (the rest listed with null)
 //! - `GET /files/{category}/{path}` → the file; `Range` → 206 with `Content-Range`; `ETag`, `If-None-Match`, `If-Range`
 //! - `GET /checksum/{category}/{path}` → `{"sha256","size"}`
 //!
@@ -38,11 +38,16 @@ use super::paths::{open_regular, open_under_root, split_request_path, OpenedFile
 use super::range::{etag_for, if_none_match_hits, if_range_allows, parse_range, RangeAnswer};
 
 /// Bytes read from disk per chunk sent.
-pub const SEND_CHUNK: usize = 64 * 1024;
+pub const SEND_CHUNK: usize = 256 * 1024;
+/// Bodies up to this size are read whole and sent in one piece; larger ones stream in [`SEND_CHUNK`]s.
+pub const WHOLE_READ_MAX: u64 = 1 << 20;
 /// Nice value of the threads that read files for downloads (higher = yields to request workers).
 const BULK_READ_NICE: libc::c_int = 10;
 /// Chunks buffered between the disk reader and the socket per download.
 const SEND_QUEUE: usize = 4;
+/// How long one `/inventory.json` may spend hashing files whose sha256 is not cached yet (well inside a
+/// puller's 5 s inventory timeout); what is left is listed with a null sha256 and hashed by the next one.
+const INVENTORY_HASH_FOR: Duration = Duration::from_secs(2);
 /// Seconds workers get to finish in-flight requests on a graceful stop.
 const SHUTDOWN_TIMEOUT_S: u64 = 5;
 /// How long [`BackgroundServer::start`] waits for the server thread to report in.
@@ -496,6 +501,7 @@ async fn inventory(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
             &shared.roots,
             &shared.checksums,
             shared.settle,
+            INVENTORY_HASH_FOR,
         )
     })
     .await
@@ -504,7 +510,7 @@ async fn inventory(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
 }
 
 async fn checksum(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let opened = open_requested(&req, &state, "/checksum/").await?;
+    let (opened, _) = open_requested(&req, &state, "/checksum/", 0).await?;
     let OpenedFile {
         file,
         path,
@@ -520,9 +526,14 @@ async fn checksum(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
 }
 
 async fn download(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let OpenedFile {
-        file, size, mtime, ..
-    } = open_requested(&req, &state, "/files/").await?;
+    let head_only = req.method() == actix_web::http::Method::HEAD;
+    let read_up_to = if head_only { 0 } else { WHOLE_READ_MAX };
+    let (
+        OpenedFile {
+            file, size, mtime, ..
+        },
+        whole,
+    ) = open_requested(&req, &state, "/files/", read_up_to).await?;
     let etag = etag_for(size, mtime);
     if let Some(condition) = header_text(&req, header::IF_NONE_MATCH) {
         if if_none_match_hits(condition, &etag) {
@@ -531,7 +542,6 @@ async fn download(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
                 .finish());
         }
     }
-    let head_only = req.method() == actix_web::http::Method::HEAD;
     let range = if if_range_allows(header_text(&req, header::IF_RANGE), &etag) {
         header_text(&req, header::RANGE)
     } else {
@@ -562,10 +572,29 @@ async fn download(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
             Box::pin(futures::stream::empty::<Result<Bytes, io::Error>>()),
         )));
     }
+    if let Some(whole) = whole {
+        // A small file was read whole when it was opened and goes out in one piece: no reader thread and queue
+        // per request (most of a small file's cost was those hand-overs).
+        drop(file);
+        return Ok(response.body(whole.slice(start as usize..(start + length) as usize)));
+    }
     Ok(response.body(SizedStream::new(
         length,
         Box::pin(stream_file(file, start, length)),
     )))
+}
+
+/// The first `size` bytes of `file`, read whole. Blocking.
+fn read_whole(file: &File, size: u64) -> io::Result<Bytes> {
+    let mut body = Vec::with_capacity(size as usize);
+    file.take(size).read_to_end(&mut body)?;
+    if (body.len() as u64) < size {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "file shrank while it was being sent",
+        ));
+    }
+    Ok(Bytes::from(body))
 }
 
 async fn no_such_endpoint() -> Result<HttpResponse, ApiError> {
@@ -578,18 +607,28 @@ fn header_text(req: &HttpRequest, name: HeaderName) -> Option<&str> {
         .and_then(|value| value.to_str().ok())
 }
 
-/// Parse, check and open the file a `/files/` or `/checksum/` request names, logging refusals.
+/// Parse, check and open the file a `/files/` or `/checksum/` request names, logging refusals; a file of at most
+/// `read_up_to` bytes is also read whole in the same blocking step.
 async fn open_requested(
     req: &HttpRequest,
     state: &AppState,
     prefix: &str,
-) -> Result<OpenedFile, ApiError> {
+    read_up_to: u64,
+) -> Result<(OpenedFile, Option<Bytes>), ApiError> {
     let result = async {
         let (category, relative) = split_request_path(req.uri().path(), prefix)?;
         let root = state.root_of(&category)?;
-        web::block(move || open_under_root(&root, &relative))
-            .await
-            .map_err(|error| PathError::Io(io::Error::other(error.to_string())))?
+        web::block(move || {
+            let opened = open_under_root(&root, &relative)?;
+            let whole = if opened.size <= read_up_to {
+                Some(read_whole(&opened.file, opened.size).map_err(PathError::Io)?)
+            } else {
+                None
+            };
+            Ok((opened, whole))
+        })
+        .await
+        .map_err(|error| PathError::Io(io::Error::other(error.to_string())))?
     }
     .await;
     result.map_err(|error| {

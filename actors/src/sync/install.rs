@@ -1,5 +1,7 @@
 //! Integrity and installation of a fetched file: size and sha256 checked against the peer's, `.db` files checked
-//! with SQLite's `PRAGMA integrity_check`, fsync, then an atomic rename into place (and the directory fsynced).
+//! with SQLite's `PRAGMA integrity_check`, fsync, then an atomic rename into place. The directory is fsynced
+//! after the rename, or, for a run of files, once per directory at its end ([`RenamedDirs`]): the file itself is
+//! always durable before its final name exists.
 //! A file under a final name is always complete and verified; a mismatch deletes the temp file; a corrupt
 //! database goes to quarantine with a warning.
 //!
@@ -7,8 +9,10 @@
 //! and a later attempt or cycle resumes them; `key` names the remote version, so a stale prefix of another version
 //! is never resumed.
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use crate::data_server::checksum::sha256_file;
@@ -31,6 +35,11 @@ pub fn version_key(sha256: Option<&str>, size: u64) -> String {
     }
 }
 
+/// True for the names of this module's temp files (and aria2c's control file beside one).
+pub fn is_partial_name(name: &str) -> bool {
+    name.ends_with(".partial") || name.ends_with(".partial.aria2")
+}
+
 /// Deletes temp files of `dest` for other versions than `keep` (left by an older version's interrupted pull).
 pub fn remove_stale_temps(dest: &Path, keep: &Path) {
     let (Some(dir), Some(name)) = (dest.parent(), dest.file_name()) else {
@@ -43,12 +52,51 @@ pub fn remove_stale_temps(dest: &Path, keep: &Path) {
     for item in listing.flatten() {
         let file_name = item.file_name().to_string_lossy().into_owned();
         let path = item.path();
-        if file_name.starts_with(&prefix)
-            && (file_name.ends_with(".partial") || file_name.ends_with(".partial.aria2"))
-            && path != keep
-        {
+        if file_name.starts_with(&prefix) && is_partial_name(&file_name) && path != keep {
             let _ = std::fs::remove_file(&path);
         }
+    }
+}
+
+/// The directories files were renamed into during a run of installs, each fsynced once by [`RenamedDirs::sync`].
+#[derive(Debug, Default)]
+pub struct RenamedDirs(Mutex<BTreeSet<PathBuf>>);
+
+impl RenamedDirs {
+    fn note(&self, dir: &Path) {
+        let mut dirs = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if !dirs.contains(dir) {
+            dirs.insert(dir.to_path_buf());
+        }
+    }
+
+    /// Fsyncs every noted directory (making its renames durable) and forgets them; a failure is logged.
+    pub fn sync(&self) {
+        let dirs = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
+        for dir in dirs {
+            if let Err(error) = File::open(&dir).and_then(|d| d.sync_all()) {
+                tracing::warn!(dir = %dir.display(), %error, "cannot fsync a directory after installing into it; the installed files are complete, a crash now may only lose their names");
+            }
+        }
+    }
+}
+
+/// Starts the disk writeback of `len` bytes of `file` from `offset` without waiting for it (Linux
+/// `sync_file_range`), so the fsync before install does not wait for a whole large file. Only a hint: the fsync
+/// still decides durability, and a failure here is ignored.
+pub fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    if len == 0 {
+        return;
+    }
+    // SAFETY: sync_file_range only reads its integer arguments; the descriptor is owned by `file` and open.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
     }
 }
 
@@ -98,14 +146,16 @@ pub fn sqlite_integrity(path: &Path) -> Result<(), String> {
     }
 }
 
-/// Verifies `temp` against `expected` (`computed_sha256`: the transport's own hash of it, if any), then moves it
-/// to `dest` atomically. A `.db` failing its integrity check goes to `quarantine` (`<name>.<unix seconds>`).
+/// Verifies `temp` against `expected` (`computed_sha256`: the transport's own hash of it, if any), fsyncs it, then
+/// moves it to `dest` atomically. The directory is fsynced now, or noted in `renamed` to be fsynced once at the
+/// end of a run. A `.db` failing its integrity check goes to `quarantine` (`<name>.<unix seconds>`).
 pub fn verify_and_install(
     temp: &Path,
     dest: &Path,
     expected: &Expected<'_>,
     computed_sha256: Option<&str>,
     quarantine: &Path,
+    renamed: Option<&RenamedDirs>,
 ) -> Result<(), InstallFailure> {
     let io = |what: &str, e: std::io::Error| {
         failure(
@@ -170,7 +220,12 @@ pub fn verify_and_install(
     }
     std::fs::rename(temp, dest).map_err(|e| io("cannot rename", e))?;
     if let Some(parent) = dest.parent() {
-        let _ = File::open(parent).and_then(|d| d.sync_all());
+        match renamed {
+            Some(dirs) => dirs.note(parent),
+            None => {
+                let _ = File::open(parent).and_then(|d| d.sync_all());
+            }
+        }
     }
     Ok(())
 }
@@ -198,9 +253,27 @@ mod tests {
             size: 5,
             sha256: Some(&sum),
         };
-        verify_and_install(&temp, &dest, &expected, None, &quarantine).expect("installed");
+        verify_and_install(&temp, &dest, &expected, None, &quarantine, None).expect("installed");
         assert_eq!(std::fs::read(&dest).unwrap(), b"hello");
         assert!(!temp.exists());
+    }
+
+    #[test]
+    fn a_run_of_installs_fsyncs_each_directory_once_at_its_end() {
+        let (_dir, dest, temp, quarantine) = setup(b"hello");
+        let sum = sha256_reader(&b"hello"[..]).unwrap();
+        let expected = Expected {
+            size: 5,
+            sha256: Some(&sum),
+        };
+        let renamed = RenamedDirs::default();
+        verify_and_install(&temp, &dest, &expected, None, &quarantine, Some(&renamed))
+            .expect("installed");
+        assert_eq!(std::fs::read(&dest).unwrap(), b"hello");
+        let noted: Vec<PathBuf> = renamed.0.lock().unwrap().iter().cloned().collect();
+        assert_eq!(noted, [dest.parent().unwrap().to_path_buf()]);
+        renamed.sync();
+        assert!(renamed.0.lock().unwrap().is_empty());
     }
 
     #[test]
@@ -211,7 +284,8 @@ mod tests {
             size: 5,
             sha256: Some(&sum),
         };
-        let failure = verify_and_install(&temp, &dest, &expected, None, &quarantine).unwrap_err();
+        let failure =
+            verify_and_install(&temp, &dest, &expected, None, &quarantine, None).unwrap_err();
         assert_eq!(failure.kind, FailureKind::Integrity);
         assert!(
             failure.reason.contains("sha256 mismatch"),
@@ -224,7 +298,8 @@ mod tests {
             size: 5,
             sha256: Some(&sum),
         };
-        let failure = verify_and_install(&temp, &dest, &expected, None, &quarantine).unwrap_err();
+        let failure =
+            verify_and_install(&temp, &dest, &expected, None, &quarantine, None).unwrap_err();
         assert!(
             failure.reason.contains("size mismatch"),
             "{}",
@@ -259,7 +334,7 @@ mod tests {
         };
         let quarantine = dir.path().join("quarantine");
         let failure =
-            verify_and_install(&temp, &dest, &expected, Some(&sum), &quarantine).unwrap_err();
+            verify_and_install(&temp, &dest, &expected, Some(&sum), &quarantine, None).unwrap_err();
         assert_eq!(failure.kind, FailureKind::Corrupt);
         let moved = failure.quarantined.expect("quarantined");
         assert!(moved.starts_with(&quarantine) && moved.exists());

@@ -4,13 +4,17 @@
 //! policies'; this file only does what they return, logs one event per transport attempt and fills the report.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::budget::{Breakers, Budget, FailureKind, FileAttempts, Step, SyncError};
 use super::config::{Role, SyncConfig, TransportKind};
-use super::install::{remove_stale_temps, temp_path, verify_and_install, version_key, Expected};
+use super::install::{
+    is_partial_name, remove_stale_temps, temp_path, verify_and_install, version_key, Expected,
+    RenamedDirs,
+};
 use super::metrics::sync_metrics;
 use super::plan::{self, DiffRules, LocalFile, Peer, PullOp, Transfer};
 use super::report::{
@@ -23,6 +27,8 @@ use crate::data_server::inventory::{unix_seconds, Inventory, InventoryEntry};
 use crate::pressure::PressureGate;
 use crate::runtime::restart_policy::jitter_sample;
 
+/// The largest inventory read (about a million files).
+const MAX_INVENTORY_BYTES: u64 = 256 << 20;
 /// How often a waiting transfer looks at the cancel flag.
 const WAIT_SLICE: Duration = Duration::from_millis(50);
 
@@ -57,6 +63,15 @@ struct FileDone {
     file: FileReport,
     gave_up: Option<GaveUp>,
     games: Option<(String, u64)>,
+}
+
+/// What the transfers of one cycle share besides the runner.
+#[derive(Default)]
+struct CycleFiles {
+    /// Directories the local scan found holding partial downloads (only there can a stale temp need removing).
+    temp_dirs: BTreeSet<PathBuf>,
+    /// Directories files were installed into, fsynced once when the transfers are done.
+    renamed: RenamedDirs,
 }
 
 /// One cycle's request.
@@ -109,11 +124,30 @@ impl Runner {
             }
         }
         let peer_names: BTreeSet<String> = ops.iter().map(|o| o.peer.clone()).collect();
-        let inventories = self.inventories(&peer_names);
+        // The local files are listed while the peers' inventories are on their way.
+        let (inventories, mut scans) = std::thread::scope(|scope| {
+            let inventories = scope.spawn(|| self.inventories(&peer_names));
+            let scans: Vec<LocalScan> = ops.iter().map(|op| self.scan_local(op)).collect();
+            let inventories = inventories.join().unwrap_or_else(|_| {
+                peer_names
+                    .iter()
+                    .map(|name| {
+                        let reason = (
+                            "failed".to_string(),
+                            "inventory thread panicked".to_string(),
+                        );
+                        (name.clone(), Err(reason))
+                    })
+                    .collect()
+            });
+            (inventories, scans)
+        });
         let mut jobs = VecDeque::new();
         let mut operations: Vec<OperationReport> = Vec::new();
         let mut budgets = Vec::new();
-        for op in &ops {
+        let mut files = CycleFiles::default();
+        for (op, scan) in ops.iter().zip(scans.iter_mut()) {
+            files.temp_dirs.append(&mut scan.temp_dirs);
             let mut op_report = OperationReport {
                 peer: op.peer.clone(),
                 category: op.category.clone(),
@@ -129,7 +163,7 @@ impl Runner {
             };
             match inventories.get(&op.peer) {
                 Some(Ok(inventory)) => {
-                    let plan = self.plan_operation(op, &inventory.files);
+                    let plan = self.plan_operation(op, &inventory.files, scan);
                     op_report.planned = plan.transfers.len();
                     op_report.skipped = plan.skipped.len();
                     let budget = Arc::new(Budget::new(Instant::now(), &self.config.budget));
@@ -149,7 +183,8 @@ impl Runner {
             }
             operations.push(op_report);
         }
-        let results = self.run_transfers(jobs, cancel);
+        let results = self.run_transfers(jobs, cancel, &files);
+        files.renamed.sync();
         for (
             index,
             FileDone {
@@ -254,8 +289,14 @@ impl Runner {
             .call()
             .map_err(|e| transport::http::classify(&e).1)
             .and_then(|response| {
+                // Read whole, then parsed from memory: serde_json's reader path is several times slower.
+                let mut body = Vec::new();
                 response
-                    .into_json::<Inventory>()
+                    .into_reader()
+                    .take(MAX_INVENTORY_BYTES)
+                    .read_to_end(&mut body)
+                    .map_err(|e| format!("reading the inventory: {e}"))?;
+                serde_json::from_slice::<Inventory>(&body)
                     .map_err(|e| format!("bad inventory: {e}"))
             });
         let mut breakers = self.breakers.lock().unwrap_or_else(|e| e.into_inner());
@@ -273,22 +314,38 @@ impl Runner {
         }
     }
 
-    /// The local files of `op` (under `<category dir>/<peer>/`), hashed where the diff needs it, then the diff.
-    fn plan_operation(&self, op: &PullOp, remote: &[InventoryEntry]) -> plan::OpPlan {
+    /// The local files of `op` (under `<category dir>/<peer>/`).
+    fn scan_local(&self, op: &PullOp) -> LocalScan {
+        let mut found = LocalScan::default();
+        if let Some(dir) = self.layout.categories.get(&op.category) {
+            scan(&dir.join(&op.peer), &op.peer, &mut found, 0);
+        }
+        found
+    }
+
+    /// `op`'s local files (`scan`) hashed where the diff needs it, then the diff.
+    fn plan_operation(
+        &self,
+        op: &PullOp,
+        remote: &[InventoryEntry],
+        scan: &mut LocalScan,
+    ) -> plan::OpPlan {
         let Some(dir) = self.layout.categories.get(&op.category) else {
             tracing::warn!(category = %op.category, "category not in data_server.categories; nothing pulled for it");
             return plan::OpPlan::default();
         };
-        let mut local = BTreeMap::new();
-        let mut stats = BTreeMap::new();
-        scan(&dir.join(&op.peer), &op.peer, &mut local, &mut stats, 0);
+        let LocalScan {
+            files: local,
+            stats,
+            ..
+        } = scan;
         let cluster: BTreeSet<String> = self.peers.iter().map(|p| p.name.clone()).collect();
         let rules = DiffRules {
             skip: &self.config.skip,
             cluster_nodes: &cluster,
             now_unix: unix_seconds(SystemTime::now()),
         };
-        for path in plan::files_to_hash(op, remote, &local, &rules) {
+        for path in plan::files_to_hash(op, remote, local, &rules) {
             let (Some(file), Some(mtime)) = (local.get_mut(&path), stats.get(&path)) else {
                 continue;
             };
@@ -300,7 +357,7 @@ impl Runner {
                 }
             }
         }
-        plan::diff(op, remote, &local, &rules)
+        plan::diff(op, remote, local, &rules)
     }
 
     /// Runs `jobs` (operation index, transfer, its operation's budget) on at most `max_concurrent` threads.
@@ -308,6 +365,7 @@ impl Runner {
         &self,
         jobs: VecDeque<(usize, Transfer, Arc<Budget>)>,
         cancel: &Cancel,
+        files: &CycleFiles,
     ) -> Vec<(usize, FileDone)> {
         let workers = self.config.max_concurrent.min(jobs.len());
         let queue = Mutex::new(jobs);
@@ -319,7 +377,7 @@ impl Runner {
                     let Some((index, transfer, budget)) = job else {
                         return;
                     };
-                    let done = self.run_file(&transfer, &budget, cancel);
+                    let done = self.run_file(&transfer, &budget, cancel, files);
                     results
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -331,7 +389,13 @@ impl Runner {
     }
 
     /// One file through the chain.
-    fn run_file(&self, transfer: &Transfer, budget: &Budget, cancel: &Cancel) -> FileDone {
+    fn run_file(
+        &self,
+        transfer: &Transfer,
+        budget: &Budget,
+        cancel: &Cancel,
+        files: &CycleFiles,
+    ) -> FileDone {
         let started = Instant::now();
         let mut file = FileReport {
             path: transfer.remote_path.clone(),
@@ -451,7 +515,9 @@ impl Runner {
                 };
             }
         }
-        remove_stale_temps(&dest, &temp);
+        if dest.parent().is_some_and(|d| files.temp_dirs.contains(d)) {
+            remove_stale_temps(&dest, &temp);
+        }
         let games_before = if transfer.category == "games" && transfer.replaces {
             crate::jobs::demo::count_games(&dest).unwrap_or(0)
         } else {
@@ -526,6 +592,7 @@ impl Runner {
                                         .quarantine
                                         .join(&transfer.category)
                                         .join(&transfer.peer),
+                                    Some(&files.renamed),
                                 ) {
                                     Ok(()) => Ok(fetched.bytes),
                                     Err(failure) => {
@@ -635,14 +702,18 @@ impl Runner {
     }
 }
 
-/// Every regular file under `dir` (not temp files), keyed `<prefix>/<relative path>`.
-fn scan(
-    dir: &Path,
-    prefix: &str,
-    out: &mut BTreeMap<String, LocalFile>,
-    stats: &mut BTreeMap<String, SystemTime>,
-    depth: usize,
-) {
+/// What [`scan`] fills.
+#[derive(Default)]
+struct LocalScan {
+    files: BTreeMap<String, LocalFile>,
+    stats: BTreeMap<String, SystemTime>,
+    /// Directories holding partial downloads.
+    temp_dirs: BTreeSet<PathBuf>,
+}
+
+/// Every regular file under `dir` (not temp files), keyed `<prefix>/<relative path>`, with its mtime; and the
+/// directories holding partial downloads.
+fn scan(dir: &Path, prefix: &str, out: &mut LocalScan, depth: usize) {
     if depth > crate::data_server::inventory::MAX_DEPTH {
         return;
     }
@@ -654,6 +725,9 @@ fn scan(
             continue;
         };
         if plan::is_unfinished_name(&name) {
+            if is_partial_name(&name) {
+                out.temp_dirs.insert(dir.to_path_buf());
+            }
             continue;
         }
         let Ok(metadata) = item.metadata() else {
@@ -661,12 +735,12 @@ fn scan(
         };
         let key = format!("{prefix}/{name}");
         if metadata.is_dir() {
-            scan(&item.path(), &key, out, stats, depth + 1);
+            scan(&item.path(), &key, out, depth + 1);
         } else if metadata.is_file() {
             if let Ok(mtime) = metadata.modified() {
-                stats.insert(key.clone(), mtime);
+                out.stats.insert(key.clone(), mtime);
             }
-            out.insert(
+            out.files.insert(
                 key,
                 LocalFile {
                     size: metadata.len(),

@@ -5,6 +5,11 @@
 //! file is computed while writing (the kept prefix is hashed first). An attempt ends when no byte arrived for its
 //! idle timeout (the socket's read timeout), at its deadline, or when cancelled; what arrived stays in the temp
 //! file for the next attempt.
+//!
+//! One keep-alive agent serves every attempt whose idle timeout is the configured `budget.per_attempt` (nearly
+//! all), so a run of small files reuses its connections instead of opening one per file; an attempt cut shorter by
+//! its budget gets an agent of its own. Disk writeback of what arrived is started as it is written, so the
+//! fsync before the file's install finds little left to do.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -16,18 +21,38 @@ use sha2::{Digest, Sha256};
 use super::{file_url, Failure, FetchRequest, Fetched, Transport};
 use crate::sync::budget::FailureKind;
 use crate::sync::config::{HttpTransportConfig, TransportKind};
+use crate::sync::install::start_writeback;
+
+/// Idle keep-alive connections the shared agent keeps per peer (above `sync.max_concurrent`'s default of 4).
+const IDLE_CONNECTIONS_PER_PEER: usize = 16;
+/// Bytes written to a temp file between two starts of its disk writeback.
+const WRITEBACK_EVERY: u64 = 8 << 20;
 
 /// See the module doc.
 pub struct HttpTransport {
     connect_timeout: Duration,
     chunk: usize,
+    /// The agent of attempts whose idle timeout is `per_attempt`.
+    shared: ureq::Agent,
+    per_attempt: Duration,
 }
 
 impl HttpTransport {
-    pub fn new(config: &HttpTransportConfig) -> HttpTransport {
+    /// `per_attempt`: `sync.budget.per_attempt`, the idle timeout of the shared agent.
+    pub fn new(config: &HttpTransportConfig, per_attempt: Duration) -> HttpTransport {
         HttpTransport {
             connect_timeout: config.connect_timeout,
             chunk: config.chunk.0.clamp(1, 64 << 20) as usize,
+            shared: agent(config.connect_timeout, per_attempt),
+            per_attempt,
+        }
+    }
+
+    fn agent_for(&self, idle_timeout: Duration) -> ureq::Agent {
+        if idle_timeout == self.per_attempt {
+            self.shared.clone()
+        } else {
+            agent(self.connect_timeout, idle_timeout)
         }
     }
 }
@@ -37,6 +62,7 @@ fn agent(connect: Duration, read: Duration) -> ureq::Agent {
         .timeout_connect(connect.min(read))
         .timeout_read(read)
         .timeout_write(read)
+        .max_idle_connections_per_host(IDLE_CONNECTIONS_PER_PEER)
         .redirects(0)
         .build()
 }
@@ -121,6 +147,21 @@ pub fn fetch_checksum(
     Ok((answer.sha256.to_ascii_lowercase(), answer.size))
 }
 
+/// Reads into `buffer` until it is full or the body ends or fails: the bytes read (to be written even when the
+/// read then failed), whether the body ended, and the error that stopped it.
+fn fill(body: &mut impl Read, buffer: &mut [u8]) -> (usize, bool, Option<io::Error>) {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match body.read(&mut buffer[filled..]) {
+            Ok(0) => return (filled, true, None),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (filled, false, Some(e)),
+        }
+    }
+    (filled, false, None)
+}
+
 fn hash_prefix(file: &mut File, hasher: &mut Sha256) -> io::Result<()> {
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
@@ -171,7 +212,7 @@ impl Transport for HttpTransport {
                 sha256: Some(hex::encode(hasher.finalize())),
             });
         }
-        let client = agent(self.connect_timeout, request.limits.idle_timeout);
+        let client = self.agent_for(request.limits.idle_timeout);
         let mut call = client.get(&url);
         if have > 0 {
             call = call.set("Range", &format!("bytes={have}-"));
@@ -201,6 +242,7 @@ impl Transport for HttpTransport {
         let mut buffer = vec![0u8; self.chunk];
         let mut bytes = 0u64;
         let mut total = have;
+        let mut written_back = have;
         loop {
             if request.cancel.is_cancelled() {
                 return Err(Failure {
@@ -216,23 +258,27 @@ impl Transport for HttpTransport {
                     bytes,
                 });
             }
-            let n = match body.read(&mut buffer) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io_failure(&format!("reading {url}"), e, bytes)),
-            };
+            // Filled as far as the body gives before each write: the client's reads come in pieces of a few KiB.
+            let (n, ended, error) = fill(&mut body, &mut buffer);
             file.write_all(&buffer[..n])
                 .map_err(|e| io_failure("cannot write the temp file", e, bytes))?;
             hasher.update(&buffer[..n]);
             bytes += n as u64;
             total += n as u64;
-            if total > transfer.size {
+            if total - written_back >= WRITEBACK_EVERY {
+                start_writeback(&file, written_back, total - written_back);
+                written_back = total;
+            }
+            if let Some(e) = error {
+                return Err(io_failure(&format!("reading {url}"), e, bytes));
+            }
+            if total > transfer.size || ended {
                 break;
             }
         }
         file.flush()
             .map_err(|e| io_failure("cannot write the temp file", e, bytes))?;
+        start_writeback(&file, written_back, total - written_back);
         if total < transfer.size {
             // Kept for the next attempt to resume.
             return Err(Failure {
@@ -245,5 +291,42 @@ impl Transport for HttpTransport {
             bytes,
             sha256: Some(hex::encode(hasher.finalize())),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Yields `pieces` one read at a time, then fails.
+    struct Pieces(Vec<&'static [u8]>);
+
+    impl Read for Pieces {
+        fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(io::Error::new(io::ErrorKind::ConnectionReset, "reset"));
+            }
+            let piece = self.0.remove(0);
+            buffer[..piece.len()].copy_from_slice(piece);
+            Ok(piece.len())
+        }
+    }
+
+    #[test]
+    fn fill_gathers_pieces_and_keeps_what_came_before_an_error() {
+        let mut buffer = [0u8; 4];
+        let mut body = Pieces(vec![b"ab", b"cd", b"e"]);
+        let (n, ended, error) = fill(&mut body, &mut buffer);
+        assert_eq!((n, ended, error.is_none()), (4, false, true));
+        assert_eq!(&buffer, b"abcd");
+        let (n, ended, error) = fill(&mut body, &mut buffer);
+        assert_eq!((n, ended), (1, false));
+        assert_eq!(&buffer[..1], b"e");
+        assert_eq!(
+            error.map(|e| e.kind()),
+            Some(io::ErrorKind::ConnectionReset)
+        );
+        let (n, ended, error) = fill(&mut &b""[..], &mut buffer);
+        assert_eq!((n, ended, error.is_none()), (0, true, true));
     }
 }

@@ -106,7 +106,10 @@ pub fn chain(config: &SyncConfig) -> Vec<Box<dyn Transport>> {
     let mut out: Vec<Box<dyn Transport>> = Vec::new();
     for kind in &config.transports {
         match kind {
-            TransportKind::Http => out.push(Box::new(http::HttpTransport::new(&config.http))),
+            TransportKind::Http => out.push(Box::new(http::HttpTransport::new(
+                &config.http,
+                config.budget.per_attempt,
+            ))),
             TransportKind::Rsync => out.push(Box::new(rsync::RsyncTransport::new(&config.rsync))),
             TransportKind::Aria2 => {
                 if watch::on_path(&config.aria2.program) {
