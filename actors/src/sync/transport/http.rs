@@ -147,9 +147,14 @@ pub fn fetch_checksum(
     Ok((answer.sha256.to_ascii_lowercase(), answer.size))
 }
 
-/// Reads into `buffer` until it is full or the body ends or fails: the bytes read (to be written even when the
-/// read then failed), whether the body ended, and the error that stopped it.
-fn fill(body: &mut impl Read, buffer: &mut [u8]) -> (usize, bool, Option<io::Error>) {
+/// Reads into `buffer` until it is full, the body ends or fails, or `stop` says so after a read (a cancel or the
+/// deadline: a body that trickles must not keep the attempt past them): the bytes read (to be written even when
+/// the read then failed), whether the body ended, and the error that stopped it.
+fn fill(
+    body: &mut impl Read,
+    buffer: &mut [u8],
+    stop: impl Fn() -> bool,
+) -> (usize, bool, Option<io::Error>) {
     let mut filled = 0;
     while filled < buffer.len() {
         match body.read(&mut buffer[filled..]) {
@@ -157,6 +162,9 @@ fn fill(body: &mut impl Read, buffer: &mut [u8]) -> (usize, bool, Option<io::Err
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return (filled, false, Some(e)),
+        }
+        if stop() {
+            break;
         }
     }
     (filled, false, None)
@@ -259,7 +267,9 @@ impl Transport for HttpTransport {
                 });
             }
             // Filled as far as the body gives before each write: the client's reads come in pieces of a few KiB.
-            let (n, ended, error) = fill(&mut body, &mut buffer);
+            let (n, ended, error) = fill(&mut body, &mut buffer, || {
+                request.cancel.is_cancelled() || Instant::now() >= request.limits.deadline
+            });
             file.write_all(&buffer[..n])
                 .map_err(|e| io_failure("cannot write the temp file", e, bytes))?;
             hasher.update(&buffer[..n]);
@@ -316,17 +326,31 @@ mod tests {
     fn fill_gathers_pieces_and_keeps_what_came_before_an_error() {
         let mut buffer = [0u8; 4];
         let mut body = Pieces(vec![b"ab", b"cd", b"e"]);
-        let (n, ended, error) = fill(&mut body, &mut buffer);
+        let (n, ended, error) = fill(&mut body, &mut buffer, || false);
         assert_eq!((n, ended, error.is_none()), (4, false, true));
         assert_eq!(&buffer, b"abcd");
-        let (n, ended, error) = fill(&mut body, &mut buffer);
+        let (n, ended, error) = fill(&mut body, &mut buffer, || false);
         assert_eq!((n, ended), (1, false));
         assert_eq!(&buffer[..1], b"e");
         assert_eq!(
             error.map(|e| e.kind()),
             Some(io::ErrorKind::ConnectionReset)
         );
-        let (n, ended, error) = fill(&mut &b""[..], &mut buffer);
+        let (n, ended, error) = fill(&mut &b""[..], &mut buffer, || false);
         assert_eq!((n, ended, error.is_none()), (0, true, true));
+    }
+
+    #[test]
+    fn fill_stops_after_the_read_that_saw_a_cancel() {
+        // A trickling body: without the stop, filling 4 bytes would take every piece.
+        let mut buffer = [0u8; 4];
+        let mut body = Pieces(vec![b"a", b"b", b"c", b"d"]);
+        let reads = std::cell::Cell::new(0);
+        let (n, ended, error) = fill(&mut body, &mut buffer, || {
+            reads.set(reads.get() + 1);
+            reads.get() >= 2
+        });
+        assert_eq!((n, ended, error.is_none()), (2, false, true));
+        assert_eq!(&buffer[..2], b"ab");
     }
 }
