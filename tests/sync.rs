@@ -174,19 +174,10 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Files under `dir` whose name ends in `.partial` (hidden temp downloads), recursively.
 fn partials(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(listing) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for item in listing.flatten() {
-        let path = item.path();
-        if path.is_dir() {
-            out.extend(partials(&path));
-        } else if path.to_string_lossy().ends_with(".partial") {
-            out.push(path);
-        }
-    }
-    out
+    walk_files(dir)
+        .into_iter()
+        .filter(|path| path.to_string_lossy().ends_with(".partial"))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------------------
