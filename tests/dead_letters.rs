@@ -455,8 +455,11 @@ fn sigterm_during_a_dead_letter_hang_keeps_every_letter() {
 /// SIGTERM during an unpaced burst of error drills: every letter is in the store or the spill.
 #[test]
 fn sigterm_during_a_burst_of_error_drills_keeps_every_letter() {
-    // A small queue, so the burst overflows it: the overflow must reach the spill file, not a log line.
-    let section = "dead_letters:\n  path: state/dead_letters.db\n  queue_capacity: 20\n";
+    // A small queue, so the burst overflows it: the overflow must reach the spill file, not a log line. The store
+    // holds more than the posters can send (4 x 5000), so no letter is evicted by `max_entries` (10 000 by default,
+    // which a quiet machine's burst exceeds).
+    let section =
+        "dead_letters:\n  path: state/dead_letters.db\n  queue_capacity: 20\n  max_entries: 100000\n";
     let mut daemon = Daemon::start(&config_with(section, ""));
     let api = daemon.api.clone();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
