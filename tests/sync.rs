@@ -765,12 +765,35 @@ fn flipped_bytes_are_never_installed_retried_once_then_dead_lettered() {
     );
     let (_, letters) = daemon.get("/dead-letters");
     let letters = letters["dead_letters"].as_array().unwrap().clone();
-    assert!(
-        letters
-            .iter()
-            .any(|l| l["actor"] == "sync" && l["msg"] == "PullFile"),
-        "{letters:?}"
-    );
+    let letter = letters
+        .iter()
+        .find(|l| l["actor"] == "sync" && l["msg"] == "PullFile")
+        .unwrap_or_else(|| panic!("no PullFile dead letter: {letters:?}"))
+        .clone();
+
+    // The same bad version is not fetched again (no dead letter per cycle), and the cycle is not a failure.
+    let (code, report) = sync_once(&daemon, None);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["operations"][0]["skipped"], 1, "{report:#}");
+    assert_eq!(peer.file_requests.load(Ordering::SeqCst), 2);
+    let (_, after) = daemon.get("/dead-letters");
+    assert_eq!(after["total"], letters.len(), "{after:#}");
+
+    // Replaying the dead letter fetches it again (and, still flipped, fails the same way).
+    let id = letter["id"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or(letter["id"].to_string());
+    let (status, replayed) = common::request(
+        "POST",
+        &format!("{}/dead-letters/{id}/replay", daemon.api),
+        None,
+    )
+    .expect("replay");
+    assert!(status < 300, "{status} {replayed}");
+    wait_for("the replayed pull", Duration::from_secs(30), || {
+        peer.file_requests.load(Ordering::SeqCst) == 4
+    });
 }
 
 #[test]
@@ -796,6 +819,14 @@ fn a_corrupt_database_is_quarantined_not_installed() {
     assert!(daemon
         .logs()
         .contains("corrupt database moved to quarantine"));
+    // Not fetched and quarantined again by later cycles while the peer lists the same version.
+    let (code, report) = sync_once(&daemon, None);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["operations"][0]["skipped"], 1, "{report:#}");
+    assert_eq!(
+        std::fs::read_dir(&quarantine).expect("quarantine").count(),
+        1
+    );
 }
 
 #[test]

@@ -17,22 +17,17 @@
 //! cycle at most 1/10 of rsync's; convergence p50 ≤ 2 s, p99 ≤ 5 s; the data server at least as fast as nginx on
 //! both sets, `/health` p99 under 50 ms during 8 downloads.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use actors::data_server::checksum::ChecksumCache;
 use actors::data_server::{BackgroundServer, ServerOptions};
-use actors::pressure::PressureGate;
-use actors::runtime::circuit_breaker::Jitter;
-use actors::sync::budget::Breakers;
-use actors::sync::config::{Role, SyncConfig, TransportKind};
-use actors::sync::plan::Peer;
-use actors::sync::run::{CycleRequest, Layout, Runner};
-use actors::sync::transport::{self, Cancel};
+use actors::sync::run::Runner;
+
+#[path = "../tests/support/one_peer.rs"]
+mod one_peer;
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -80,47 +75,12 @@ fn server_settled(root: &Path, settle: Duration) -> BackgroundServer {
 }
 
 fn runner(data_url: &str, dest: &Path) -> Runner {
-    let config = SyncConfig {
-        transports: vec![TransportKind::Http],
-        min_free_disk: actors::units::ByteSize::mib(1),
-        budget: actors::sync::config::BudgetConfig {
-            total: Duration::from_secs(3600),
-            ..Default::default()
-        },
-        ..SyncConfig::default()
-    };
-    Runner {
-        breakers: Mutex::new(Breakers::new(&config, Jitter::Fixed(0.0))),
-        transports: transport::chain(&config),
-        config,
-        node: "dst".into(),
-        roles: vec![Role::Training],
-        peers: vec![Peer {
-            name: "src".into(),
-            roles: vec![Role::Selfplay],
-            data_url: Some(data_url.to_string()),
-            api_url: None,
-            ssh: None,
-        }],
-        layout: Layout {
-            categories: BTreeMap::from([("games".to_string(), dest.join("games"))]),
-            quarantine: dest.join("quarantine"),
-        },
-        checksums: ChecksumCache::new(1),
-        pressure: PressureGate::new(),
-    }
+    one_peer::runner(data_url, dest, Duration::from_secs(3600))
 }
 
 fn cycle(runner: &Runner, id: u64) -> (Duration, usize, u64, bool) {
     let started = Instant::now();
-    let report = runner.run_cycle(
-        &CycleRequest {
-            id,
-            trigger: "bench".into(),
-            peers: Some(BTreeSet::from(["src".to_string()])),
-        },
-        &Cancel::new(),
-    );
+    let report = one_peer::cycle(runner, id);
     (started.elapsed(), report.installed, report.bytes, report.ok)
 }
 

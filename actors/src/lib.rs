@@ -12,6 +12,7 @@
 //! - `pressure`: the gate the resource optimizer closes under disk or memory pressure; jobs and pulls check it.
 //! - `resources`: the resource optimizer: measurements, the job-target controller, pressure, the cluster view.
 //! - `sync`: the sync coordinator: pull planning, budgets, transports, the actor that moves files between nodes.
+//! - `tree_watch`: whether a directory tree changed since it was listed (inotify), so large listings are reused.
 //! - `units`: byte sizes in config (`64MiB`).
 //! - `placeholder`: the stand-in for actors whose issues are not built yet.
 
@@ -25,4 +26,5 @@ pub mod resources;
 pub mod runtime;
 pub mod scheduler;
 pub mod sync;
+pub mod tree_watch;
 pub mod units;

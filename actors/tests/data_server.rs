@@ -260,6 +260,45 @@ fn inventory_matches_the_files_and_omits_temporaries() {
 }
 
 #[test]
+fn an_unchanged_inventory_answers_304_to_its_etag_and_a_change_gives_a_new_one() {
+    let fixture = Fixture::start();
+    let first = get(fixture.address(), "/inventory.json", &[]);
+    assert_eq!(first.status, 200);
+    let etag = first.header("ETag").expect("inventory ETag").to_string();
+    let again = get(
+        fixture.address(),
+        "/inventory.json",
+        &[("If-None-Match", &etag)],
+    );
+    assert_eq!(again.status, 304, "nothing changed");
+    assert!(again.body.is_empty());
+    assert_eq!(again.header("ETag"), Some(etag.as_str()));
+    assert_eq!(
+        get(
+            fixture.address(),
+            "/inventory.json",
+            &[("If-None-Match", "\"other\"")]
+        )
+        .status,
+        200
+    );
+
+    std::fs::write(fixture.root.join("games/new.db"), b"new").expect("write");
+    let changed = get(
+        fixture.address(),
+        "/inventory.json",
+        &[("If-None-Match", &etag)],
+    );
+    assert_eq!(changed.status, 200, "a new file changes the inventory");
+    assert_ne!(changed.header("ETag"), Some(etag.as_str()));
+    assert!(changed.json()["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .any(|f| f["path"] == "new.db"));
+}
+
+#[test]
 fn full_download_has_etag_and_accepts_ranges() {
     let fixture = Fixture::start();
     let response = get(fixture.address(), "/files/games/sub/b.db", &[]);

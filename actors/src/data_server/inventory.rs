@@ -2,12 +2,14 @@
 //!
 //! Walks each category root (blocking: run it off the request threads). Files still being written are left out:
 //! names starting with `.` or ending in `.tmp`, `.partial` or `.part` (files and directories alike), SQLite's
-//! `-wal`, `-shm` and `-journal` files, any file modified within `settle` (it waits for the next inventory), and
-//! a `.db` whose `-wal` is not empty (a live database is offered only once checkpointed, never torn). Symlinks are
+//! `-wal`, `-shm` and `-journal` files, any file modified within `settle` (it waits for the next inventory) unless
+//! its writer published it by renaming it into place since (then it is complete), and a `.db` whose `-wal` is not
+//! empty (a live database is offered only once checkpointed, never torn). Symlinks are
 //! listed only when they point to a regular file inside the same root; symlinked directories are not followed, so a
 //! link loop cannot hang the walk. Checksums come from the cache; files not yet hashed are hashed while the
 //! walk's `hash_for` time lasts (so a puller needs no `/checksum` request per file), the rest are listed with a
-//! null sha256 and hashed by a later inventory or `/checksum`.
+//! null sha256 and hashed by a later inventory or `/checksum`. [`WatchedInventory`] walks again only when
+//! something changed (crate::tree_watch), so asking an unchanged node for its inventory costs no walk.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use super::checksum::ChecksumCache;
+use crate::tree_watch::{Listings, WalkWatch};
 
 /// Directory depth below a category root beyond which the walk stops (a guard, not a limit anyone should meet).
 pub const MAX_DEPTH: usize = 32;
@@ -83,7 +86,7 @@ pub fn unix_seconds(time: SystemTime) -> f64 {
 
 /// The inventory of `categories` (name → root directory) for `node`, leaving out files modified within
 /// `settle`. Files whose sha256 is not cached are hashed (into `cache`) until `hash_for` has passed; zero hashes
-/// nothing. Blocking.
+/// nothing. Blocking; walks everything every time (see [`WatchedInventory`] for the one that does not).
 pub fn build_inventory(
     node: &str,
     categories: &BTreeMap<String, PathBuf>,
@@ -91,22 +94,30 @@ pub fn build_inventory(
     settle: Duration,
     hash_for: Duration,
 ) -> Inventory {
-    let settled_before = SystemTime::now().checked_sub(settle).unwrap_or(UNIX_EPOCH);
-    let hash_until = Instant::now() + hash_for;
     let mut files = Vec::new();
     for (category, root) in categories {
-        files.extend(
-            scan_category(category, root, cache, settled_before)
-                .into_iter()
-                .map(|(mut entry, path, mtime)| {
-                    if entry.sha256.is_none() && Instant::now() < hash_until {
-                        // A file that changes while hashed stays null: it is listed again once it is settled.
-                        entry.sha256 = cache.checksum_blocking(&path, entry.size, mtime).ok();
-                    }
-                    entry
-                }),
-        );
+        let scan = scan_category(category, root, cache, settle, &mut ());
+        files.extend(hash_missing(scan.entries, cache, Instant::now() + hash_for));
     }
+    assemble(node, files)
+}
+
+/// `entries` with the sha256 of those not yet hashed filled in while `hash_until` has not passed.
+fn hash_missing(
+    entries: Vec<(InventoryEntry, PathBuf, SystemTime)>,
+    cache: &ChecksumCache,
+    hash_until: Instant,
+) -> impl Iterator<Item = InventoryEntry> + '_ {
+    entries.into_iter().map(move |(mut entry, path, mtime)| {
+        if entry.sha256.is_none() && Instant::now() < hash_until {
+            // A file that changes while hashed stays null: it is listed again once it is settled.
+            entry.sha256 = cache.checksum_blocking(&path, entry.size, mtime).ok();
+        }
+        entry
+    })
+}
+
+fn assemble(node: &str, mut files: Vec<InventoryEntry>) -> Inventory {
     files.sort_by(|a, b| (&a.category, &a.path).cmp(&(&b.category, &b.path)));
     Inventory {
         node: node.to_string(),
@@ -115,22 +126,122 @@ pub fn build_inventory(
     }
 }
 
-/// Every servable file under one category root last modified before `settled_before`, with the real path and
-/// mtime it was listed with (the checksum cache's key). A missing root is an empty category; unreadable
-/// directories are logged and skipped.
+/// A serialized inventory and its ETag (a hash of its files: the same files give the same tag, whenever built).
+#[derive(Debug, Clone)]
+pub struct InventoryBody {
+    /// `GET /inventory.json`'s body.
+    pub json: bytes::Bytes,
+    /// Its strong ETag, quoted.
+    pub etag: String,
+}
+
+/// The data server's inventory, rebuilt only when a category's tree changed (see crate::tree_watch), a file
+/// waiting to settle has settled, a file is still unhashed, or the listing is older than
+/// [`crate::tree_watch::MAX_REUSE`]; otherwise the last body is served as it is. Files renamed into place
+/// (published by their writer) are offered before they have settled. One per server, behind a lock: concurrent
+/// requests for a stale inventory wait for one rebuild.
+#[derive(Debug)]
+pub struct WatchedInventory {
+    listings: Listings<String>,
+    body: Option<InventoryBody>,
+    rebuilds: u64,
+}
+
+impl Default for WatchedInventory {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WatchedInventory {
+    pub fn new() -> Self {
+        WatchedInventory {
+            listings: Listings::new(),
+            body: None,
+            rebuilds: 0,
+        }
+    }
+
+    /// How many times the inventory was walked (the rest were served from the last walk).
+    pub fn rebuilds(&self) -> u64 {
+        self.rebuilds
+    }
+
+    /// The current inventory (see [`build_inventory`] for the arguments). Blocking.
+    pub fn get(
+        &mut self,
+        node: &str,
+        categories: &BTreeMap<String, PathBuf>,
+        cache: &ChecksumCache,
+        settle: Duration,
+        hash_for: Duration,
+    ) -> InventoryBody {
+        let now = SystemTime::now();
+        self.listings
+            .refresh(now.checked_sub(settle).unwrap_or(UNIX_EPOCH));
+        let stale = categories
+            .keys()
+            .find_map(|category| self.listings.fresh(category, now).err());
+        if let (None, Some(body)) = (stale, &self.body) {
+            return body.clone();
+        }
+        if let Some(reason) = stale {
+            tracing::debug!(%reason, "inventory rebuilt");
+        }
+        self.rebuilds += 1;
+        let hash_until = Instant::now() + hash_for;
+        let mut files = Vec::new();
+        for (category, root) in categories {
+            let canonical = root.canonicalize().unwrap_or_else(|_| root.clone());
+            let mut rebuild = self.listings.rebuild(category.clone(), &canonical);
+            let scan = scan_category(category, root, cache, settle, &mut rebuild);
+            let before = files.len();
+            files.extend(hash_missing(scan.entries, cache, hash_until));
+            let unhashed = files[before..].iter().any(|f| f.sha256.is_none());
+            // A file left unhashed is hashed by the next request, so that one rebuilds.
+            rebuild.finish(if unhashed { Some(now) } else { scan.settles_at });
+        }
+        let inventory = assemble(node, files);
+        let etag = inventory_etag(&inventory.files);
+        let body = InventoryBody {
+            json: serde_json::to_vec(&inventory).unwrap_or_default().into(),
+            etag,
+        };
+        self.body = Some(body.clone());
+        body
+    }
+}
+
+/// What [`scan_category`] found.
+#[derive(Debug, Default)]
+pub struct CategoryScan {
+    /// Every servable file, with the real path and mtime it was listed with (the checksum cache's key).
+    pub entries: Vec<(InventoryEntry, PathBuf, SystemTime)>,
+    /// When the first file left out for being modified within `settle` will have settled, if any was.
+    pub settles_at: Option<SystemTime>,
+}
+
+/// Every servable file under one category root not modified within `settle` (or modified but renamed into place
+/// since: `watch` says which), telling `watch` of each directory before listing it. A missing root is an empty
+/// category; unreadable directories are logged and skipped.
 pub fn scan_category(
     category: &str,
     root: &Path,
     cache: &ChecksumCache,
-    settled_before: SystemTime,
-) -> Vec<(InventoryEntry, PathBuf, SystemTime)> {
+    settle: Duration,
+    watch: &mut dyn WalkWatch,
+) -> CategoryScan {
+    let now = SystemTime::now();
+    let settled_before = now.checked_sub(settle).unwrap_or(UNIX_EPOCH);
+    let mut settles_at: Option<SystemTime> = None;
     let Ok(root) = root.canonicalize() else {
         tracing::debug!(category, root = %root.display(), "category directory missing; listing nothing for it");
-        return Vec::new();
+        return CategoryScan::default();
     };
     let mut entries = Vec::new();
     let mut pending = vec![(root.clone(), String::new(), 0usize)];
     while let Some((dir, prefix, depth)) = pending.pop() {
+        watch.dir(&dir);
         let listing = match std::fs::read_dir(&dir) {
             Ok(listing) => listing,
             Err(error) => {
@@ -185,8 +296,10 @@ pub fn scan_category(
             let Ok(mtime) = metadata.modified() else {
                 continue;
             };
-            if mtime > settled_before {
+            if mtime > settled_before && !watch.is_published(&canonical) {
                 tracing::debug!(category, path = %canonical.display(), "modified within data_server.settle; listed in a later inventory");
+                let at = mtime + settle;
+                settles_at = Some(settles_at.map_or(at, |earlier| earlier.min(at)));
                 continue;
             }
             if has_live_wal(&canonical) {
@@ -206,7 +319,28 @@ pub fn scan_category(
             ));
         }
     }
-    entries
+    CategoryScan {
+        entries,
+        settles_at,
+    }
+}
+
+/// The ETag of an inventory's files: a hash of every entry (the same files give the same tag across rebuilds and
+/// restarts of the same build).
+pub fn inventory_etag(files: &[InventoryEntry]) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for file in files {
+        (
+            &file.category,
+            &file.path,
+            file.size,
+            file.mtime.to_bits(),
+            &file.sha256,
+        )
+            .hash(&mut hasher);
+    }
+    format!("\"inv-{:016x}-{}\"", hasher.finish(), files.len())
 }
 
 #[cfg(test)]
@@ -365,6 +499,93 @@ mod tests {
         for (name, unfinished) in [("a.db-wal", true), ("a.db-shm", true), ("a.db", false)] {
             assert_eq!(is_unfinished_name(name), unfinished, "{name}");
         }
+    }
+
+    fn paths(body: &InventoryBody) -> Vec<String> {
+        let inventory: Inventory = serde_json::from_slice(&body.json).expect("inventory json");
+        inventory.files.into_iter().map(|f| f.path).collect()
+    }
+
+    #[test]
+    fn a_watched_inventory_walks_again_only_when_something_changed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let games = dir.path().join("games");
+        std::fs::create_dir_all(games.join("sub")).expect("mkdir");
+        std::fs::write(games.join("a.db"), b"abc").expect("write");
+        let categories: BTreeMap<String, PathBuf> =
+            [("games".to_string(), games.clone())].into_iter().collect();
+        let cache = ChecksumCache::new(1);
+        let mut watched = WatchedInventory::new();
+        let get = |watched: &mut WatchedInventory| {
+            watched.get(
+                "n",
+                &categories,
+                &cache,
+                Duration::ZERO,
+                Duration::from_secs(60),
+            )
+        };
+        let first = get(&mut watched);
+        assert_eq!(paths(&first), ["a.db"]);
+        let again = get(&mut watched);
+        assert_eq!(
+            watched.rebuilds(),
+            1,
+            "nothing changed: served from the first walk"
+        );
+        assert_eq!(
+            (again.etag.as_str(), &again.json),
+            (first.etag.as_str(), &first.json)
+        );
+
+        std::fs::write(games.join("sub/b.db"), b"hello").expect("write");
+        let grown = get(&mut watched);
+        assert_eq!(watched.rebuilds(), 2);
+        assert_eq!(paths(&grown), ["a.db", "sub/b.db"]);
+        assert_ne!(grown.etag, first.etag);
+
+        // A temp file that comes and goes changes nothing listed: walked again, same tag.
+        std::fs::write(games.join("c.db.tmp"), b"x").expect("write");
+        std::fs::remove_file(games.join("c.db.tmp")).expect("remove");
+        let same = get(&mut watched);
+        assert_eq!(watched.rebuilds(), 3);
+        assert_eq!(same.etag, grown.etag);
+
+        std::fs::remove_file(games.join("a.db")).expect("remove");
+        assert_eq!(paths(&get(&mut watched)), ["sub/b.db"]);
+    }
+
+    #[test]
+    fn a_file_written_in_place_waits_to_settle_one_renamed_into_place_does_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let games = dir.path().join("games");
+        std::fs::create_dir_all(&games).expect("mkdir");
+        let categories: BTreeMap<String, PathBuf> =
+            [("games".to_string(), games.clone())].into_iter().collect();
+        let cache = ChecksumCache::new(1);
+        let mut watched = WatchedInventory::new();
+        let settle = Duration::from_millis(600);
+        let get = |watched: &mut WatchedInventory| {
+            paths(&watched.get("n", &categories, &cache, settle, Duration::from_secs(60)))
+        };
+        assert!(get(&mut watched).is_empty());
+        std::fs::write(games.join("in-place.db"), b"writing").expect("write");
+        std::fs::write(games.join(".published.db.tmp"), b"done").expect("write");
+        std::fs::rename(games.join(".published.db.tmp"), games.join("published.db"))
+            .expect("rename");
+        assert_eq!(get(&mut watched), ["published.db"], "published at once");
+        // The in-place file is listed once settled, with no event in between: the listing expires then.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let listed = get(&mut watched);
+            if listed == ["in-place.db", "published.db"] {
+                break;
+            }
+            assert_eq!(listed, ["published.db"]);
+            assert!(Instant::now() < deadline, "in-place.db never listed");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(cache.computations() >= 2);
     }
 
     #[test]

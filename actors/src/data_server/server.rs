@@ -5,7 +5,8 @@
 //! - `GET|POST /health` → `{"status":"ok"}` after a real file read on the blocking pool (the probe file
 //!   [`PROBE_NAME`] in the root, or in the temp dir when the root is read-only): a server whose file machinery is
 //!   stuck does not answer, and its monitor treats it as hung
-//! - `GET /inventory.json` → [`Inventory`], hashing not-yet-hashed files for up to 2 s (the rest listed with null)
+//! - `GET /inventory.json` → [`Inventory`], hashing not-yet-hashed files for up to 2 s (the rest listed with null);
+//!   `ETag` and `If-None-Match` (304 while nothing changed)
 //! - `GET /files/{category}/{path}` → the file; `Range` → 206 with `Content-Range`; `ETag`, `If-None-Match`, `If-Range`
 //! - `GET /checksum/{category}/{path}` → `{"sha256","size"}`
 //!
@@ -33,7 +34,7 @@ use serde_json::json;
 
 use super::checksum::{ChecksumCache, ChecksumError};
 use super::config::default_categories;
-use super::inventory::build_inventory;
+use super::inventory::WatchedInventory;
 use super::paths::{open_regular, open_under_root, split_request_path, OpenedFile, PathError};
 use super::range::{etag_for, if_none_match_hits, if_range_allows, parse_range, RangeAnswer};
 
@@ -213,6 +214,7 @@ fn build(
         roots,
         probe,
         checksums: ChecksumCache::new(workers),
+        inventory: std::sync::Mutex::new(WatchedInventory::new()),
         settle: options.settle,
         hang_health_at: options
             .test_hook_hang_health_after
@@ -395,6 +397,8 @@ struct AppState {
     /// The file `/health` reads, if one could be written.
     probe: Option<PathBuf>,
     checksums: ChecksumCache,
+    /// The last inventory, rebuilt only when something changed (one walk at a time).
+    inventory: std::sync::Mutex<WatchedInventory>,
     settle: Duration,
     hang_health_at: Option<Instant>,
 }
@@ -493,20 +497,37 @@ async fn health(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-async fn inventory(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+async fn inventory(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let shared = state.clone();
-    let inventory = web::block(move || {
-        build_inventory(
-            &shared.node,
-            &shared.roots,
-            &shared.checksums,
-            shared.settle,
-            INVENTORY_HASH_FOR,
-        )
+    let body = web::block(move || {
+        shared
+            .inventory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(
+                &shared.node,
+                &shared.roots,
+                &shared.checksums,
+                shared.settle,
+                INVENTORY_HASH_FOR,
+            )
     })
     .await
     .map_err(|error| ApiError::Task(error.to_string()))?;
-    Ok(HttpResponse::Ok().json(inventory))
+    let unchanged = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| if_none_match_hits(v, &body.etag));
+    if unchanged {
+        return Ok(HttpResponse::NotModified()
+            .insert_header((header::ETAG, body.etag))
+            .finish());
+    }
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header((header::ETAG, body.etag))
+        .body(body.json))
 }
 
 async fn checksum(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

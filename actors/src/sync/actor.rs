@@ -11,7 +11,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::future::LocalBoxFuture;
@@ -19,7 +19,6 @@ use futures::FutureExt;
 use tokio::sync::oneshot;
 
 use super::board::{SyncBoard, SyncState};
-use super::budget::Breakers;
 use super::config::{Role, SyncConfig};
 use super::messages::{
     CycleFinished, LocalGamesWritten, NotifySync, PullFile, RunSync, SyncTick, SyncWoke,
@@ -30,7 +29,6 @@ use super::policy::{Action, CyclePolicy, Request};
 use super::report::CycleReport;
 use super::run::{CycleRequest, Layout, Runner};
 use super::transport::{self, Cancel};
-use crate::data_server::checksum::ChecksumCache;
 use crate::data_server::monitor::policy::DataServerState;
 use crate::pressure::PressureGate;
 use crate::runtime::circuit_breaker::Jitter;
@@ -41,6 +39,8 @@ use crate::runtime::{Behavior, Ctx, HandlerError, Handles, HealthBoard, TaskId};
 pub const HEALTH_CHECK: &str = "sync";
 /// How long after start the first interval cycle runs.
 const FIRST_CYCLE: Duration = Duration::from_secs(1);
+/// How long after local games are written the first notice goes out (the writer's rename has happened by then).
+pub const NOTICE_SOON: Duration = Duration::from_millis(100);
 /// Time kept from the shutdown timeout for cancelling and the runtime's own stop.
 const STOP_MARGIN: Duration = Duration::from_secs(1);
 
@@ -62,8 +62,9 @@ pub struct SyncSetup {
     pub on_games: GamesReceived,
     /// Bearer token sent with notices to peers (`api.token`).
     pub token: Option<String>,
-    /// How long after local games are written the notice goes out: the local data server lists a file only
-    /// once it is older than `data_server.settle`, so the notice waits that long.
+    /// When the second notice goes out after local games are written: the local data server lists a file
+    /// written in place only once it is older than `data_server.settle`, so this one waits that long. The first
+    /// goes out after [`NOTICE_SOON`] for files published by rename, which are listed at once.
     pub notify_after: Duration,
     /// The child's shutdown timeout.
     pub shutdown_timeout: Duration,
@@ -94,17 +95,15 @@ pub struct SyncActor {
 
 impl SyncActor {
     pub fn new(setup: SyncSetup) -> SyncActor {
-        let runner = Arc::new(Runner {
-            config: setup.config.clone(),
-            node: setup.node.clone(),
-            roles: setup.roles.clone(),
-            peers: setup.peers.clone(),
-            layout: setup.layout.clone(),
-            breakers: Mutex::new(Breakers::new(&setup.config, Jitter::random())),
-            transports: transport::chain(&setup.config),
-            checksums: ChecksumCache::new(1),
-            pressure: setup.pressure.clone(),
-        });
+        let runner = Arc::new(Runner::new(
+            setup.config.clone(),
+            setup.node.clone(),
+            setup.roles.clone(),
+            setup.peers.clone(),
+            setup.layout.clone(),
+            setup.pressure.clone(),
+            Jitter::random(),
+        ));
         setup.board.set_runner(runner.clone());
         let policy = CyclePolicy::new(&setup.config, Instant::now() + FIRST_CYCLE, 1);
         let targets: Vec<Peer> =
@@ -471,6 +470,7 @@ impl Handles<RunSync> for SyncActor {
 impl Handles<PullFile> for SyncActor {
     fn handle(&mut self, msg: &PullFile, ctx: &mut Ctx<'_, Self>) -> Result<(), HandlerError> {
         tracing::info!(peer = %msg.peer, category = %msg.category, path = %msg.path, "pulling a dead-lettered file again: running a cycle for its peer");
+        self.runner.retry_file(&msg.peer, &msg.category, &msg.path);
         self.request(
             Request::Run {
                 peer: Some(msg.peer.clone()),
@@ -535,8 +535,14 @@ impl Notifier {
             .name("sync-notify".into())
             .spawn(move || {
                 loop {
-                    std::thread::sleep(this.after);
+                    // Once soon (files renamed into place are listed at once), once more when files written in
+                    // place have settled; the training node coalesces the two.
+                    std::thread::sleep(NOTICE_SOON);
                     this.send_all();
+                    if this.after > NOTICE_SOON {
+                        std::thread::sleep(this.after - NOTICE_SOON);
+                        this.send_all();
+                    }
                     if !this.again.swap(false, Ordering::AcqRel) {
                         break;
                     }

@@ -135,8 +135,48 @@ pub enum Skip {
     Relayed,
     /// A name still being written (temp, `.partial`, `-wal`/`-shm`).
     Temporary,
+    /// This version of the file failed its integrity check (dead letter) or was quarantined before: it is not
+    /// fetched again until the peer lists another version or its dead letter is replayed.
+    GivenUp,
     /// A path that could leave the category directory.
     Unsafe(String),
+}
+
+/// One version of a peer's file, as its inventory lists it: the same content is the same size and sha256 (the
+/// mtime only tells versions apart while the peer has not hashed the file).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Version {
+    pub size: u64,
+    pub mtime: f64,
+    pub sha256: Option<String>,
+}
+
+impl Version {
+    pub fn of(entry: &InventoryEntry) -> Version {
+        Version {
+            size: entry.size,
+            mtime: entry.mtime,
+            sha256: entry.sha256.clone(),
+        }
+    }
+
+    /// True when `other` is the same content as far as both listings tell.
+    pub fn same_as(&self, other: &Version) -> bool {
+        self.size == other.size
+            && match (&self.sha256, &other.sha256) {
+                (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+                (None, None) => self.mtime == other.mtime,
+                _ => false,
+            }
+    }
+
+    pub fn of_transfer(transfer: &Transfer) -> Version {
+        Version {
+            size: transfer.size,
+            mtime: transfer.mtime,
+            sha256: transfer.sha256.clone(),
+        }
+    }
 }
 
 /// The plan of one operation.
@@ -180,6 +220,8 @@ pub struct DiffRules<'a> {
     pub cluster_nodes: &'a BTreeSet<String>,
     /// Now, in Unix seconds (for ages).
     pub now_unix: f64,
+    /// The versions given up on, by peer path (see [`Skip::GivenUp`]).
+    pub given_up: &'a BTreeMap<String, Version>,
 }
 
 fn skip_reason(op: &PullOp, entry: &InventoryEntry, rules: &DiffRules<'_>) -> Option<Skip> {
@@ -187,12 +229,19 @@ fn skip_reason(op: &PullOp, entry: &InventoryEntry, rules: &DiffRules<'_>) -> Op
         skip,
         cluster_nodes,
         now_unix,
+        given_up,
     } = *rules;
     if let Some(reason) = unsafe_path(&entry.path) {
         return Some(Skip::Unsafe(reason));
     }
     if entry.path.split('/').any(is_unfinished_name) {
         return Some(Skip::Temporary);
+    }
+    if given_up
+        .get(&entry.path)
+        .is_some_and(|version| version.same_as(&Version::of(entry)))
+    {
+        return Some(Skip::GivenUp);
     }
     if skip.skip_relayed {
         let mut segments = entry.path.split('/');
@@ -444,11 +493,14 @@ mod tests {
 
     const NOW: f64 = 1_000_000.0;
 
+    const NOTHING_GIVEN_UP: &BTreeMap<String, Version> = &BTreeMap::new();
+
     fn rules<'a>(skip: &'a SkipRules, nodes: &'a BTreeSet<String>) -> DiffRules<'a> {
         DiffRules {
             skip,
             cluster_nodes: nodes,
             now_unix: NOW,
+            given_up: NOTHING_GIVEN_UP,
         }
     }
 
@@ -483,6 +535,52 @@ mod tests {
         assert_eq!(t.remote_path, "hex8_2p/a.db");
         assert!(!t.replaces);
         assert_eq!(t.unchanged_if, None);
+    }
+
+    #[test]
+    fn a_version_given_up_on_is_skipped_until_the_peer_lists_another() {
+        let bad = entry("games", "bad.db", 10, Some("aa"), NOW);
+        let given_up: BTreeMap<String, Version> =
+            [("bad.db".to_string(), Version::of(&bad))].into();
+        let nodes: BTreeSet<String> = ["w1".to_string()].into();
+        let skip = SkipRules::default();
+        let rules = DiffRules {
+            given_up: &given_up,
+            ..rules(&skip, &nodes)
+        };
+        let remote = [
+            entry("games", "bad.db", 10, Some("AA"), NOW + 5.0),
+            entry("games", "good.db", 10, Some("aa"), NOW),
+        ];
+        let p = diff(&op("w1", "games"), &remote, &BTreeMap::new(), &rules);
+        assert_eq!(
+            p.skipped,
+            [("bad.db".to_string(), Skip::GivenUp)],
+            "the same content touched again is the same version"
+        );
+        assert_eq!(p.transfers.len(), 1);
+        assert!(files_to_hash(&op("w1", "games"), &remote, &BTreeMap::new(), &rules).is_empty());
+        for changed in [
+            entry("games", "bad.db", 11, Some("aa"), NOW),
+            entry("games", "bad.db", 10, Some("bb"), NOW),
+            entry("games", "bad.db", 10, None, NOW),
+        ] {
+            let p = diff(
+                &op("w1", "games"),
+                std::slice::from_ref(&changed),
+                &BTreeMap::new(),
+                &rules,
+            );
+            assert_eq!(p.transfers.len(), 1, "{changed:?} is another version");
+        }
+        let unhashed = entry("games", "u.db", 10, None, NOW);
+        let version = Version::of(&unhashed);
+        assert!(version.same_as(&Version::of(&unhashed)));
+        assert!(!version.same_as(&Version::of(&entry("games", "u.db", 10, None, NOW + 1.0))));
+        assert_eq!(
+            Version::of_transfer(&p.transfers[0]),
+            Version::of(&remote[1])
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::install::{
     RenamedDirs,
 };
 use super::metrics::sync_metrics;
-use super::plan::{self, DiffRules, LocalFile, Peer, PullOp, Transfer};
+use super::plan::{self, DiffRules, LocalFile, Peer, PullOp, Transfer, Version};
 use super::report::{
     AttemptReport, CycleReport, FileOutcome, FileReport, GaveUp, OperationReport, FILES_KEPT,
 };
@@ -25,7 +25,9 @@ use super::transport::{self, Cancel, FetchRequest, Transport};
 use crate::data_server::checksum::ChecksumCache;
 use crate::data_server::inventory::{unix_seconds, Inventory, InventoryEntry};
 use crate::pressure::PressureGate;
+use crate::runtime::circuit_breaker::Jitter;
 use crate::runtime::restart_policy::jitter_sample;
+use crate::tree_watch::{Listings, WalkWatch};
 
 /// The largest inventory read (about a million files).
 const MAX_INVENTORY_BYTES: u64 = 256 << 20;
@@ -55,6 +57,26 @@ pub struct Runner {
     pub transports: Vec<Box<dyn Transport>>,
     pub checksums: ChecksumCache,
     pub pressure: PressureGate,
+    /// What the last cycles saw (peers' inventories, local listings), reused while unchanged.
+    pub seen: Seen,
+}
+
+/// What a cycle with nothing to do reuses from the last: each peer's inventory with its ETag (asked again with
+/// `If-None-Match`, so an unchanged peer answers 304 and sends no list), and each operation's local listing while
+/// no file under `<category dir>/<peer>/` changed (crate::tree_watch). Rebuilt whenever in doubt.
+#[derive(Default)]
+pub struct Seen {
+    inventories: Mutex<BTreeMap<String, (String, Arc<Inventory>)>>,
+    held: Mutex<HeldListings>,
+    /// Per (peer, category): the file versions given up on (dead-lettered or quarantined), skipped until the
+    /// peer lists another version or the dead letter is replayed ([`Runner::retry_file`]).
+    given_up: Mutex<BTreeMap<(String, String), BTreeMap<String, Version>>>,
+}
+
+#[derive(Default)]
+struct HeldListings {
+    listings: Listings<(String, String)>,
+    scans: BTreeMap<(String, String), LocalScan>,
 }
 
 /// How one file ended: its report, a dead letter if it was given up after its integrity retry, and the games
@@ -63,6 +85,20 @@ struct FileDone {
     file: FileReport,
     gave_up: Option<GaveUp>,
     games: Option<(String, u64)>,
+    /// The version fetched, when it is not to be fetched again (dead-lettered or quarantined).
+    skip_from_now: Option<Version>,
+}
+
+impl FileDone {
+    /// A file that ended without games, dead letter or skip.
+    fn only(file: FileReport) -> FileDone {
+        FileDone {
+            file,
+            gave_up: None,
+            games: None,
+            skip_from_now: None,
+        }
+    }
 }
 
 /// What the transfers of one cycle share besides the runner.
@@ -84,6 +120,31 @@ pub struct CycleRequest {
 }
 
 impl Runner {
+    /// A runner with fresh breakers (their retry timing jittered by `jitter`), the transports of the config's
+    /// chain, an empty checksum cache and nothing seen yet.
+    pub fn new(
+        config: SyncConfig,
+        node: String,
+        roles: Vec<Role>,
+        peers: Vec<Peer>,
+        layout: Layout,
+        pressure: PressureGate,
+        jitter: Jitter,
+    ) -> Runner {
+        Runner {
+            breakers: Mutex::new(Breakers::new(&config, jitter)),
+            transports: transport::chain(&config),
+            config,
+            node,
+            roles,
+            peers,
+            layout,
+            checksums: ChecksumCache::new(1),
+            pressure,
+            seen: Seen::default(),
+        }
+    }
+
     /// The transports of the chain, in order (those whose program is missing already left out).
     fn chain(&self) -> Vec<TransportKind> {
         self.transports.iter().map(|t| t.kind()).collect()
@@ -124,6 +185,12 @@ impl Runner {
             }
         }
         let peer_names: BTreeSet<String> = ops.iter().map(|o| o.peer.clone()).collect();
+        self.seen
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .listings
+            .refresh(SystemTime::now());
         // The local files are listed while the peers' inventories are on their way.
         let (inventories, mut scans) = std::thread::scope(|scope| {
             let inventories = scope.spawn(|| self.inventories(&peer_names));
@@ -147,7 +214,7 @@ impl Runner {
         let mut budgets = Vec::new();
         let mut files = CycleFiles::default();
         for (op, scan) in ops.iter().zip(scans.iter_mut()) {
-            files.temp_dirs.append(&mut scan.temp_dirs);
+            files.temp_dirs.extend(scan.temp_dirs.iter().cloned());
             let mut op_report = OperationReport {
                 peer: op.peer.clone(),
                 category: op.category.clone(),
@@ -183,6 +250,7 @@ impl Runner {
             }
             operations.push(op_report);
         }
+        self.keep_scans(&ops, scans);
         let results = self.run_transfers(jobs, cancel, &files);
         files.renamed.sync();
         for (
@@ -191,9 +259,11 @@ impl Runner {
                 file,
                 gave_up,
                 games,
+                skip_from_now,
             },
         ) in results
         {
+            self.remember_given_up(&ops[index], &file.path, skip_from_now);
             let op = &mut operations[index];
             op.bytes += file.bytes;
             match file.outcome {
@@ -241,7 +311,7 @@ impl Runner {
     fn inventories(
         &self,
         peers: &BTreeSet<String>,
-    ) -> BTreeMap<String, Result<Inventory, (String, String)>> {
+    ) -> BTreeMap<String, Result<Arc<Inventory>, (String, String)>> {
         std::thread::scope(|scope| {
             let handles: Vec<_> = peers
                 .iter()
@@ -259,7 +329,7 @@ impl Runner {
         })
     }
 
-    fn inventory(&self, name: &str) -> Result<Inventory, (String, String)> {
+    fn inventory(&self, name: &str) -> Result<Arc<Inventory>, (String, String)> {
         let Some(peer) = self.peer(name) else {
             return Err(("skipped".into(), "not in cluster.nodes".into()));
         };
@@ -281,23 +351,54 @@ impl Runner {
         }
         let url = format!("{}/inventory.json", data_url.trim_end_matches('/'));
         let timeout = self.config.inventory_timeout;
-        let result = ureq::AgentBuilder::new()
+        let last = self
+            .seen
+            .inventories
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned();
+        let mut request = ureq::AgentBuilder::new()
             .timeout(timeout)
             .redirects(0)
             .build()
-            .get(&url)
+            .get(&url);
+        if let Some((etag, _)) = &last {
+            request = request.set("If-None-Match", etag);
+        }
+        let result = request
             .call()
             .map_err(|e| transport::http::classify(&e).1)
-            .and_then(|response| {
-                // Read whole, then parsed from memory: serde_json's reader path is several times slower.
-                let mut body = Vec::new();
-                response
-                    .into_reader()
-                    .take(MAX_INVENTORY_BYTES)
-                    .read_to_end(&mut body)
-                    .map_err(|e| format!("reading the inventory: {e}"))?;
-                serde_json::from_slice::<Inventory>(&body)
-                    .map_err(|e| format!("bad inventory: {e}"))
+            .and_then(|response| match (response.status(), &last) {
+                (304, Some((_, inventory))) => Ok(inventory.clone()),
+                (200, _) => {
+                    let etag = response.header("ETag").map(str::to_string);
+                    // Read whole, then parsed from memory: serde_json's reader path is several times slower.
+                    let mut body = Vec::new();
+                    response
+                        .into_reader()
+                        .take(MAX_INVENTORY_BYTES)
+                        .read_to_end(&mut body)
+                        .map_err(|e| format!("reading the inventory: {e}"))?;
+                    let inventory = Arc::new(
+                        serde_json::from_slice::<Inventory>(&body)
+                            .map_err(|e| format!("bad inventory: {e}"))?,
+                    );
+                    let mut seen = self
+                        .seen
+                        .inventories
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner());
+                    match etag {
+                        Some(etag) => seen.insert(name.to_string(), (etag, inventory.clone())),
+                        None => seen.remove(name),
+                    };
+                    Ok(inventory)
+                }
+                (status, _) => Err(format!(
+                    "answered {status} {}; expected 200 with the inventory",
+                    response.status_text()
+                )),
             });
         let mut breakers = self.breakers.lock().unwrap_or_else(|e| e.into_inner());
         let breaker = breakers.get(name, TransportKind::Http);
@@ -314,13 +415,62 @@ impl Runner {
         }
     }
 
-    /// The local files of `op` (under `<category dir>/<peer>/`).
+    /// The local files of `op` (under `<category dir>/<peer>/`): the last cycle's listing while nothing there
+    /// changed, else a new walk.
     fn scan_local(&self, op: &PullOp) -> LocalScan {
-        let mut found = LocalScan::default();
-        if let Some(dir) = self.layout.categories.get(&op.category) {
-            scan(&dir.join(&op.peer), &op.peer, &mut found, 0);
+        let Some(dir) = self.layout.categories.get(&op.category) else {
+            return LocalScan::default();
+        };
+        let key = (op.peer.clone(), op.category.clone());
+        let mut held = self.seen.held.lock().unwrap_or_else(|e| e.into_inner());
+        if held.listings.fresh(&key, SystemTime::now()).is_ok() {
+            if let Some(scan) = held.scans.remove(&key) {
+                return scan;
+            }
         }
+        let root = dir.join(&op.peer);
+        let mut found = LocalScan::default();
+        let mut rebuild = held.listings.rebuild(key, &root);
+        scan(&root, &op.peer, &mut found, 0, &mut rebuild);
+        rebuild.finish(None);
         found
+    }
+
+    /// Notes how a file of `op` ended: a version given up on is skipped from now on, anything else forgets it.
+    fn remember_given_up(&self, op: &PullOp, path: &str, version: Option<Version>) {
+        let mut given_up = self.seen.given_up.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (op.peer.clone(), op.category.clone());
+        match version {
+            Some(version) => {
+                given_up
+                    .entry(key)
+                    .or_default()
+                    .insert(path.to_string(), version);
+            }
+            None => {
+                if let Some(paths) = given_up.get_mut(&key) {
+                    paths.remove(path);
+                }
+            }
+        }
+    }
+
+    /// Lets the next cycle fetch `path` of `peer`'s `category` again even if its version was given up on (a
+    /// dead letter replayed).
+    pub fn retry_file(&self, peer: &str, category: &str, path: &str) {
+        let mut given_up = self.seen.given_up.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(paths) = given_up.get_mut(&(peer.to_string(), category.to_string())) {
+            paths.remove(path);
+        }
+    }
+
+    /// Keeps this cycle's local listings (with the sums the diff looked up) for the next one.
+    fn keep_scans(&self, ops: &[PullOp], scans: Vec<LocalScan>) {
+        let mut held = self.seen.held.lock().unwrap_or_else(|e| e.into_inner());
+        for (op, scan) in ops.iter().zip(scans) {
+            held.scans
+                .insert((op.peer.clone(), op.category.clone()), scan);
+        }
     }
 
     /// `op`'s local files (`scan`) hashed where the diff needs it, then the diff.
@@ -340,10 +490,19 @@ impl Runner {
             ..
         } = scan;
         let cluster: BTreeSet<String> = self.peers.iter().map(|p| p.name.clone()).collect();
+        let given_up = self
+            .seen
+            .given_up
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(op.peer.clone(), op.category.clone()))
+            .cloned()
+            .unwrap_or_default();
         let rules = DiffRules {
             skip: &self.config.skip,
             cluster_nodes: &cluster,
             now_unix: unix_seconds(SystemTime::now()),
+            given_up: &given_up,
         };
         for path in plan::files_to_hash(op, remote, local, &rules) {
             let (Some(file), Some(mtime)) = (local.get_mut(&path), stats.get(&path)) else {
@@ -415,36 +574,20 @@ impl Runner {
         };
         let Some(peer) = self.peer(&transfer.peer) else {
             file.error = Some("peer not in cluster.nodes".into());
-            return FileDone {
-                file: finish(file),
-                gave_up: None,
-                games: None,
-            };
+            return FileDone::only(finish(file));
         };
         if cancel.is_cancelled() {
             file.error = Some("cycle cancelled before the transfer started".into());
-            return FileDone {
-                file: finish(file),
-                gave_up: None,
-                games: None,
-            };
+            return FileDone::only(finish(file));
         }
         if let Some(reason) = self.pressure.reason() {
             tracing::info!(sync_operation = %operation, %reason, "pressure gate closed; pull deferred to a later cycle");
             file.error = Some(format!("pressure gate closed: {reason}"));
-            return FileDone {
-                file: finish(file),
-                gave_up: None,
-                games: None,
-            };
+            return FileDone::only(finish(file));
         }
         let Some(dir) = self.layout.categories.get(&transfer.category) else {
             file.error = Some("category not configured here".into());
-            return FileDone {
-                file: finish(file),
-                gave_up: None,
-                games: None,
-            };
+            return FileDone::only(finish(file));
         };
         let dest = dir.join(&transfer.dest_path);
         if let Err(short) = plan::check_free_disk(
@@ -454,11 +597,7 @@ impl Runner {
         ) {
             tracing::warn!(sync_operation = %operation, free_bytes = short.free, needed_bytes = short.needed, "not enough free disk for this file plus sync.min_free_disk; skipped, retried next cycle");
             file.error = Some(short.to_string());
-            return FileDone {
-                file: finish(file),
-                gave_up: None,
-                games: None,
-            };
+            return FileDone::only(finish(file));
         }
         // The sha256 the file must have: the inventory's, else the peer's /checksum.
         let mut expected_sha = transfer.sha256.clone().map(|s| s.to_ascii_lowercase());
@@ -481,11 +620,7 @@ impl Runner {
                             "the file changed on the peer ({} → {size} bytes); pulled next cycle",
                             transfer.size
                         ));
-                        return FileDone {
-                            file: finish(file),
-                            gave_up: None,
-                            games: None,
-                        };
+                        return FileDone::only(finish(file));
                     }
                     Err(failure) => {
                         tracing::info!(sync_operation = %operation, error = %failure.reason, "peer gave no checksum; rsync's own checksum is trusted if it is used")
@@ -496,11 +631,7 @@ impl Runner {
         if let (Some(want), Some(held)) = (&expected_sha, &transfer.unchanged_if) {
             if want.eq_ignore_ascii_case(held) {
                 file.outcome = FileOutcome::Unchanged;
-                return FileDone {
-                    file: finish(file),
-                    gave_up: None,
-                    games: None,
-                };
+                return FileDone::only(finish(file));
             }
         }
         let temp = temp_path(&dest, &version_key(expected_sha.as_deref(), transfer.size));
@@ -508,11 +639,7 @@ impl Runner {
             if let Err(error) = std::fs::create_dir_all(parent) {
                 file.outcome = FileOutcome::Failed;
                 file.error = Some(format!("cannot create {}: {error}", parent.display()));
-                return FileDone {
-                    file: finish(file),
-                    gave_up: None,
-                    games: None,
-                };
+                return FileDone::only(finish(file));
             }
         }
         if dest.parent().is_some_and(|d| files.temp_dirs.contains(d)) {
@@ -657,6 +784,7 @@ impl Runner {
         };
         let mut gave_up = None;
         let mut games = None;
+        let mut skip_from_now = None;
         match result {
             Ok(_) => {
                 file.outcome = FileOutcome::Installed;
@@ -679,8 +807,12 @@ impl Runner {
                     SyncError::Cancelled { .. } => {
                         tracing::info!(sync_operation = %operation, "transfer cancelled; its partial download is kept hidden for resuming")
                     }
+                    SyncError::Corrupt { .. } => {
+                        skip_from_now = Some(Version::of_transfer(transfer));
+                    }
                     SyncError::Integrity { .. } => {
-                        tracing::error!(sync_operation = %operation, %error, "file failed its integrity check twice; stored as a dead letter (replay pulls it again)");
+                        skip_from_now = Some(Version::of_transfer(transfer));
+                        tracing::error!(sync_operation = %operation, %error, "file failed its integrity check twice; stored as a dead letter, not fetched again until the peer changes it or the letter is replayed");
                         gave_up = Some(GaveUp {
                             peer: transfer.peer.clone(),
                             category: transfer.category.clone(),
@@ -698,13 +830,14 @@ impl Runner {
             file: finish(file),
             gave_up,
             games,
+            skip_from_now,
         }
     }
 }
 
 /// What [`scan`] fills.
 #[derive(Default)]
-struct LocalScan {
+pub(crate) struct LocalScan {
     files: BTreeMap<String, LocalFile>,
     stats: BTreeMap<String, SystemTime>,
     /// Directories holding partial downloads.
@@ -713,10 +846,11 @@ struct LocalScan {
 
 /// Every regular file under `dir` (not temp files), keyed `<prefix>/<relative path>`, with its mtime; and the
 /// directories holding partial downloads.
-fn scan(dir: &Path, prefix: &str, out: &mut LocalScan, depth: usize) {
+fn scan(dir: &Path, prefix: &str, out: &mut LocalScan, depth: usize, watch: &mut dyn WalkWatch) {
     if depth > crate::data_server::inventory::MAX_DEPTH {
         return;
     }
+    watch.dir(dir);
     let Ok(listing) = std::fs::read_dir(dir) else {
         return;
     };
@@ -735,7 +869,7 @@ fn scan(dir: &Path, prefix: &str, out: &mut LocalScan, depth: usize) {
         };
         let key = format!("{prefix}/{name}");
         if metadata.is_dir() {
-            scan(&item.path(), &key, out, depth + 1);
+            scan(&item.path(), &key, out, depth + 1, watch);
         } else if metadata.is_file() {
             if let Ok(mtime) = metadata.modified() {
                 out.stats.insert(key.clone(), mtime);
