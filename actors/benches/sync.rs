@@ -7,7 +7,7 @@
 //!   cycles back to back (what a stream of the worker's notices triggers); from each rename to its install, p50/p99,
 //!   at the default `data_server.settle` (2 s, a floor: the worker offers a file only once settled) and at 0.2 s.
 //! - The data server beside nginx (Debian's package, `sendfile on`, started here on 127.0.0.1 with a generated
-//!   config) on one 512 MiB file and on 200 files of 100 KiB (curl to /dev/null, median of 5 each, alternating),
+//!   config) on one 512 MiB file and on 200 files of 100 KiB (curl to /dev/null, median of 11 each, alternating),
 //!   and the data server's `/health` p99 while 8 downloads of the large file run.
 //!
 //! Run: `cargo bench -p actors --bench sync`. Env: `SYNC_BENCH_BIG_MIB` (each of the two large files, default
@@ -378,14 +378,17 @@ fn convergence(dir: &Path, settle: Duration, count: usize) -> (f64, f64, f64) {
     let installed_at = |index: usize| dest.join(format!("games/src/g{index:03}.bin"));
     let renamed: Mutex<Vec<Instant>> = Mutex::new(Vec::new());
     let mut took = vec![None; count];
+    // A worker's data server has listed its directories long before games arrive.
+    cycle(&runner, 0);
     std::thread::scope(|scope| {
         scope.spawn(|| {
             for index in 0..count {
                 let temp = games.join(format!(".g{index:03}.bin.tmp"));
                 std::fs::write(&temp, format!("game {index}\n").repeat(200)).expect("write game");
+                // Noted before the rename: a cycle may install the file before this thread runs again.
+                renamed.lock().expect("lock").push(Instant::now());
                 std::fs::rename(&temp, games.join(format!("g{index:03}.bin")))
                     .expect("rename game");
-                renamed.lock().expect("lock").push(Instant::now());
                 std::thread::sleep(Duration::from_millis(200));
             }
         });
@@ -502,7 +505,7 @@ fn serve_beside_nginx(dir: &Path, big_mib: usize) {
     }
     let data = server(&root);
     let ours = format!("http://{}/files", data.address());
-    println!("\n## data server beside nginx (sendfile on), same files, one run (median of 5, alternating)\n");
+    println!("\n## data server beside nginx (sendfile on), same files, one run (median of 11, alternating)\n");
     let Some((_nginx, port)) = nginx(&dir.join("nginx"), &root) else {
         println!("nginx not run: /usr/sbin/nginx missing or did not start");
         return;
@@ -516,7 +519,7 @@ fn serve_beside_nginx(dir: &Path, big_mib: usize) {
     };
     let (mut ours_big, mut nginx_big, mut ours_small, mut nginx_small) =
         (vec![], vec![], vec![], vec![]);
-    for _ in 0..5 {
+    for _ in 0..11 {
         ours_big.push(curl_all(dir, "ours-big", &big(&ours)));
         nginx_big.push(curl_all(dir, "nginx-big", &big(&theirs)));
         ours_small.push(curl_all(dir, "ours-small", &small(&ours)));

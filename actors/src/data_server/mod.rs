@@ -13,6 +13,7 @@
 //! The server side knows nothing of the monitor except the test hook it needs
 //! ([`ServerOptions::test_hook_hang_health_after`]).
 
+pub mod cached_read;
 pub mod checksum;
 pub mod config;
 pub mod inventory;

@@ -32,6 +32,7 @@ use bytes::Bytes;
 use futures::Stream;
 use serde_json::json;
 
+use super::cached_read::{read_if_cached, CachedFile};
 use super::checksum::{ChecksumCache, ChecksumError};
 use super::config::default_categories;
 use super::inventory::WatchedInventory;
@@ -549,12 +550,26 @@ async fn checksum(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
 async fn download(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let head_only = req.method() == actix_web::http::Method::HEAD;
     let read_up_to = if head_only { 0 } else { WHOLE_READ_MAX };
-    let (
-        OpenedFile {
-            file, size, mtime, ..
-        },
-        whole,
-    ) = open_requested(&req, &state, "/files/", read_up_to).await?;
+    // A small file already in memory is read here; anything else goes through the blocking pool.
+    let cached = (!head_only)
+        .then(|| split_request_path(req.uri().path(), "/files/").ok())
+        .flatten()
+        .and_then(|(category, relative)| {
+            let root = state.roots.get(&category)?;
+            read_if_cached(root, &relative, WHOLE_READ_MAX)
+        });
+    let (file, size, mtime, whole) = match cached {
+        Some(CachedFile { size, mtime, body }) => (None, size, mtime, Some(body)),
+        None => {
+            let (
+                OpenedFile {
+                    file, size, mtime, ..
+                },
+                whole,
+            ) = open_requested(&req, &state, "/files/", read_up_to).await?;
+            (Some(file), size, mtime, whole)
+        }
+    };
     let etag = etag_for(size, mtime);
     if let Some(condition) = header_text(&req, header::IF_NONE_MATCH) {
         if if_none_match_hits(condition, &etag) {
@@ -593,12 +608,15 @@ async fn download(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
             Box::pin(futures::stream::empty::<Result<Bytes, io::Error>>()),
         )));
     }
-    if let Some(whole) = whole {
+    let file = match (whole, file) {
         // A small file was read whole when it was opened and goes out in one piece: no reader thread and queue
         // per request (most of a small file's cost was those hand-overs).
-        drop(file);
-        return Ok(response.body(whole.slice(start as usize..(start + length) as usize)));
-    }
+        (Some(whole), _) => {
+            return Ok(response.body(whole.slice(start as usize..(start + length) as usize)))
+        }
+        (None, Some(file)) => file,
+        (None, None) => return Err(ApiError::Task("no file and no body".into())),
+    };
     Ok(response.body(SizedStream::new(
         length,
         Box::pin(stream_file(file, start, length)),
