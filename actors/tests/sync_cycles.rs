@@ -83,3 +83,96 @@ fn every_change_on_either_side_reaches_the_next_cycle_while_unchanged_cycles_ins
     assert_eq!(cycle(&runner, 8), (0, true));
     assert_eq!(cycle(&runner, 9), (0, true));
 }
+
+/// A peer that lists `count` files and sends each slowly, counting how many downloads it serves at once.
+struct SlowPeer {
+    address: std::net::SocketAddr,
+    most_at_once: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SlowPeer {
+    fn start(count: usize, each_takes: Duration) -> SlowPeer {
+        use std::io::{BufRead, BufReader, Write};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        let mtime = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs_f64()
+            - 60.0;
+        let content = |index: usize| format!("file {index}\n").repeat(100).into_bytes();
+        let files: Vec<serde_json::Value> = (0..count)
+            .map(|index| {
+                let body = content(index);
+                serde_json::json!({
+                    "category": "games", "path": format!("f{index:03}.bin"), "size": body.len(),
+                    "mtime": mtime, "sha256": actors::data_server::checksum::sha256_reader(&body[..]).unwrap(),
+                })
+            })
+            .collect();
+        let inventory = serde_json::json!({"node": "src", "generated_at": "2026-01-01T00:00:00Z", "files": files})
+            .to_string();
+        let now = Arc::new(AtomicUsize::new(0));
+        let most_at_once = Arc::new(AtomicUsize::new(0));
+        let most = most_at_once.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (inventory, now, most) = (inventory.clone(), now.clone(), most.clone());
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                    let mut line = String::new();
+                    let _ = reader.read_line(&mut line);
+                    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                    loop {
+                        let mut header = String::new();
+                        if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                            break;
+                        }
+                    }
+                    let body = match path.strip_prefix("/files/games/f") {
+                        Some(rest) => {
+                            let index: usize = rest.trim_end_matches(".bin").parse().unwrap_or(0);
+                            let at_once = now.fetch_add(1, Ordering::SeqCst) + 1;
+                            most.fetch_max(at_once, Ordering::SeqCst);
+                            std::thread::sleep(each_takes);
+                            now.fetch_sub(1, Ordering::SeqCst);
+                            content(index)
+                        }
+                        None => inventory.into_bytes(),
+                    };
+                    let mut out = stream;
+                    let _ = write!(
+                        out,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = out.write_all(&body);
+                });
+            }
+        });
+        SlowPeer {
+            address,
+            most_at_once,
+        }
+    }
+}
+
+#[test]
+fn at_most_max_concurrent_files_are_fetched_at_once() {
+    let peer = SlowPeer::start(24, Duration::from_millis(150));
+    let work = tempfile::tempdir().expect("tempdir");
+    let runner = one_peer::runner(
+        &format!("http://{}", peer.address),
+        work.path(),
+        Duration::from_secs(300),
+    );
+    assert_eq!(runner.config.max_concurrent, 4, "the default");
+    assert_eq!(cycle(&runner, 1), (24, true));
+    let most = peer.most_at_once.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        (2..=4).contains(&most),
+        "{most} downloads at once; expected parallel fetches, never more than sync.max_concurrent (4)"
+    );
+}

@@ -108,6 +108,42 @@ struct CycleFiles {
     temp_dirs: BTreeSet<PathBuf>,
     /// Directories files were installed into, fsynced once when the transfers are done.
     renamed: RenamedDirs,
+    /// At most `sync.max_concurrent` fetches at once (a file being verified and flushed holds none).
+    transfer_slots: Slots,
+}
+
+/// A counting semaphore for plain threads.
+#[derive(Default)]
+struct Slots {
+    free: Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+/// One slot of [`Slots`], given back when dropped.
+struct Slot<'a>(&'a Slots);
+
+impl Slots {
+    fn set(&self, count: usize) {
+        *self.free.lock().unwrap_or_else(|e| e.into_inner()) = count;
+    }
+
+    /// Waits for a free slot. Every holder gives its slot back within its attempt's limits (a fetch ends at its
+    /// stall timeout, budget or cancel), so this wait is bounded by them.
+    fn take(&self) -> Slot<'_> {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        while *free == 0 {
+            free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= 1;
+        Slot(self)
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.0.freed.notify_one();
+    }
 }
 
 /// One cycle's request.
@@ -519,14 +555,18 @@ impl Runner {
         plan::diff(op, remote, local, &rules)
     }
 
-    /// Runs `jobs` (operation index, transfer, its operation's budget) on at most `max_concurrent` threads.
+    /// Runs `jobs` (operation index, transfer, its operation's budget) on twice `max_concurrent` threads, at most
+    /// `max_concurrent` of them fetching at once.
     fn run_transfers(
         &self,
         jobs: VecDeque<(usize, Transfer, Arc<Budget>)>,
         cancel: &Cancel,
         files: &CycleFiles,
     ) -> Vec<(usize, FileDone)> {
-        let workers = self.config.max_concurrent.min(jobs.len());
+        // Twice as many threads as fetch slots: while one thread flushes a verified file to disk (fsync), another
+        // fetches with its slot.
+        files.transfer_slots.set(self.config.max_concurrent.max(1));
+        let workers = (2 * self.config.max_concurrent.max(1)).min(jobs.len());
         let queue = Mutex::new(jobs);
         let results = Mutex::new(Vec::new());
         std::thread::scope(|scope| {
@@ -708,7 +748,11 @@ impl Runner {
                                 limits,
                                 cancel,
                             };
-                            match t.fetch(&request) {
+                            let fetched = {
+                                let _slot = files.transfer_slots.take();
+                                t.fetch(&request)
+                            };
+                            match fetched {
                                 Ok(fetched) => match verify_and_install(
                                     &temp,
                                     &dest,
