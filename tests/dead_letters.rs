@@ -373,6 +373,12 @@ fn a_permanently_failing_job_is_one_letter_replayed_until_abandoned() {
     let (_, letter) = daemon.get(&format!("/dead-letters/{id}"));
     assert_eq!(letter["retries"], 2, "{letter}");
     assert_eq!(letter["status"], "abandoned", "{letter}");
+    // The error reads as a sentence, not a Rust structure.
+    let error = letter["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("job failed 1 times; last: ") && !error.contains("Failed {"),
+        "{letter}"
+    );
     assert_eq!(seen_retries.last(), Some(&2));
     assert!(
         seen_retries.windows(2).all(|w| w[0] < w[1]),

@@ -138,6 +138,21 @@ fn age(file: &Path) {
         .expect("age the file");
 }
 
+/// `POST /dead-letters/{id}/replay` of `letter` (an entry of `GET /dead-letters`), which must be accepted.
+fn replay_letter(daemon: &Daemon, letter: &Value) {
+    let id = letter["id"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or(letter["id"].to_string());
+    let (status, answer) = common::request(
+        "POST",
+        &format!("{}/dead-letters/{id}/replay", daemon.api),
+        None,
+    )
+    .expect("replay");
+    assert!(status < 300, "{status} {answer}");
+}
+
 /// `coordinator sync --once` against `daemon`; (exit code, report).
 fn sync_once(daemon: &Daemon, peer: Option<&str>) -> (i32, Value) {
     let mut cmd = command(daemon.path());
@@ -792,20 +807,153 @@ fn flipped_bytes_are_never_installed_retried_once_then_dead_lettered() {
     assert_eq!(after["total"], letters.len(), "{after:#}");
 
     // Replaying the dead letter fetches it again (and, still flipped, fails the same way).
-    let id = letter["id"]
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or(letter["id"].to_string());
-    let (status, replayed) = common::request(
-        "POST",
-        &format!("{}/dead-letters/{id}/replay", daemon.api),
-        None,
-    )
-    .expect("replay");
-    assert!(status < 300, "{status} {replayed}");
+    replay_letter(&daemon, &letter);
     wait_for("the replayed pull", Duration::from_secs(30), || {
         peer.file_requests.load(Ordering::SeqCst) == 4
     });
+}
+
+/// A loopback HTTP/1.1 proxy in front of a real data server that flips the first body byte of every `/files/`
+/// response while `flip` is set (requests and responses one after the other per connection, as ureq sends them).
+struct FlippingProxy {
+    port: u16,
+    flip: Arc<std::sync::atomic::AtomicBool>,
+    file_requests: Arc<AtomicUsize>,
+}
+
+impl FlippingProxy {
+    fn start(upstream: u16) -> FlippingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().unwrap().port();
+        let flip = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let file_requests = Arc::new(AtomicUsize::new(0));
+        let (flip_in, count_in) = (flip.clone(), file_requests.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let (flip, count) = (flip_in.clone(), count_in.clone());
+                std::thread::spawn(move || {
+                    let _ = Self::relay(client, upstream, &flip, &count);
+                });
+            }
+        });
+        FlippingProxy {
+            port,
+            flip,
+            file_requests,
+        }
+    }
+
+    fn head(reader: &mut impl BufRead) -> std::io::Result<Option<String>> {
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 {
+                return Ok(None);
+            }
+            head.push_str(&line);
+            if line == "\r\n" {
+                return Ok(Some(head));
+            }
+        }
+    }
+
+    fn relay(
+        client: TcpStream,
+        upstream: u16,
+        flip: &std::sync::atomic::AtomicBool,
+        count: &AtomicUsize,
+    ) -> std::io::Result<()> {
+        client.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let server = TcpStream::connect(("127.0.0.1", upstream))?;
+        server.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let mut from_client = BufReader::new(client.try_clone()?);
+        let mut from_server = BufReader::new(server.try_clone()?);
+        let (mut to_client, mut to_server) = (client, server);
+        while let Some(request) = Self::head(&mut from_client)? {
+            let is_file = request
+                .split_whitespace()
+                .nth(1)
+                .is_some_and(|p| p.starts_with("/files/"));
+            if is_file {
+                count.fetch_add(1, Ordering::SeqCst);
+            }
+            to_server.write_all(request.as_bytes())?;
+            let Some(response) = Self::head(&mut from_server)? else {
+                return Ok(());
+            };
+            let length = response
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().to_string())
+                })
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            let mut body = vec![0u8; length];
+            std::io::Read::read_exact(&mut from_server, &mut body)?;
+            if is_file && flip.load(Ordering::SeqCst) {
+                if let Some(first) = body.first_mut() {
+                    *first ^= 0x01;
+                }
+            }
+            to_client.write_all(response.as_bytes())?;
+            to_client.write_all(&body)?;
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_byte_flipped_in_transit_by_a_proxy_is_never_installed_retried_once_then_dead_lettered() {
+    let trainer = node("trainer", "[training]");
+    let worker = node("worker", "[selfplay]");
+    let content = pattern(300_000);
+    let worker_daemon = start(&worker, &[&trainer, &worker], "", |dir| {
+        write_old(&dir.join("data/games/a.bin"), &content);
+    });
+    let proxy = FlippingProxy::start(worker.data);
+    // The trainer reaches the worker's real data server only through the proxy.
+    let worker_via_proxy = Node {
+        name: worker.name,
+        api: worker.api,
+        data: proxy.port,
+        roles: worker.roles,
+        ssh: None,
+    };
+    let trainer_daemon = start(&trainer, &[&trainer, &worker_via_proxy], "", |_| {});
+    let (code, report) = sync_once(&trainer_daemon, None);
+    assert_eq!(code, 1, "{report:#}");
+    let pulled = trainer_daemon.path().join("data/games/worker/a.bin");
+    assert!(!pulled.exists(), "a flipped file is never installed");
+    assert_eq!(
+        proxy.file_requests.load(Ordering::SeqCst),
+        2,
+        "one try and one retry"
+    );
+    let error = games_operation(&report)["files"][0]["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(error.contains("sha256 mismatch"), "{report:#}");
+    assert!(partials(&trainer_daemon.path().join("data/games")).is_empty());
+    let (_, letters) = trainer_daemon.get("/dead-letters");
+    let letter = letters["dead_letters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["actor"] == "sync" && l["msg"] == "PullFile")
+        .unwrap_or_else(|| panic!("no PullFile dead letter: {letters:#}"))
+        .clone();
+
+    // The path heals; replaying the letter pulls the file intact.
+    proxy.flip.store(false, Ordering::SeqCst);
+    replay_letter(&trainer_daemon, &letter);
+    wait_for("the replayed pull", Duration::from_secs(30), || {
+        pulled.exists()
+    });
+    assert_eq!(std::fs::read(&pulled).unwrap(), content);
+    drop(worker_daemon);
 }
 
 #[test]

@@ -6,7 +6,8 @@
 //!
 //! Why: for a file of 100 KiB most of a request's cost was handing it to a blocking-pool thread and back (two
 //! context switches); served from memory it needs neither. A stuck disk still never holds a request thread,
-//! which is what keeps `/health` prompt.
+//! which is what keeps `/health` prompt. The server does not try it for a category on a network filesystem,
+//! where even an open waits on the network.
 //!
 //! Safety of the path: `RESOLVE_BENEATH` makes the kernel refuse any resolution that leaves the root, `..` and
 //! symlinks included (a relative symlink to a file inside the root is followed, as on the blocking path; an

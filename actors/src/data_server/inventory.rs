@@ -236,6 +236,8 @@ pub fn scan_category(
     let mut settles_at: Option<SystemTime> = None;
     let Ok(root) = root.canonicalize() else {
         tracing::debug!(category, root = %root.display(), "category directory missing; listing nothing for it");
+        // Told of the missing directory, the watch cannot vouch for this listing: it is walked again next time.
+        watch.dir(root);
         return CategoryScan::default();
     };
     let mut entries = Vec::new();
@@ -553,6 +555,35 @@ mod tests {
 
         std::fs::remove_file(games.join("a.db")).expect("remove");
         assert_eq!(paths(&get(&mut watched)), ["sub/b.db"]);
+    }
+
+    #[test]
+    fn a_category_directory_created_after_the_first_inventory_is_listed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let games = dir.path().join("games");
+        let categories: BTreeMap<String, PathBuf> =
+            [("games".to_string(), games.clone())].into_iter().collect();
+        let cache = ChecksumCache::new(1);
+        let mut watched = WatchedInventory::new();
+        let get = |watched: &mut WatchedInventory| {
+            paths(&watched.get(
+                "n",
+                &categories,
+                &cache,
+                Duration::ZERO,
+                Duration::from_secs(60),
+            ))
+        };
+        assert!(get(&mut watched).is_empty());
+        std::fs::create_dir_all(&games).expect("mkdir");
+        std::fs::write(games.join("a.db"), b"abc").expect("write");
+        assert_eq!(get(&mut watched), ["a.db"]);
+        // Removed and made again: still seen.
+        std::fs::remove_dir_all(&games).expect("remove");
+        assert!(get(&mut watched).is_empty());
+        std::fs::create_dir_all(&games).expect("mkdir");
+        std::fs::write(games.join("b.db"), b"abc").expect("write");
+        assert_eq!(get(&mut watched), ["b.db"]);
     }
 
     #[test]

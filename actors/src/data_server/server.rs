@@ -210,12 +210,18 @@ fn build(
         .map(|a| a.to_string())
         .unwrap_or_else(|_| options.bind.clone());
     let probe = write_probe(&options.root);
+    let cached_reads = roots
+        .iter()
+        .filter(|(_, dir)| crate::tree_watch::network_filesystem(dir).is_none())
+        .map(|(name, _)| name.clone())
+        .collect();
     let state = web::Data::new(AppState {
         node: options.node.clone(),
         roots,
         probe,
         checksums: ChecksumCache::new(workers),
         inventory: std::sync::Mutex::new(WatchedInventory::new()),
+        cached_reads,
         settle: options.settle,
         hang_health_at: options
             .test_hook_hang_health_after
@@ -400,6 +406,9 @@ struct AppState {
     checksums: ChecksumCache,
     /// The last inventory, rebuilt only when something changed (one walk at a time).
     inventory: std::sync::Mutex<WatchedInventory>,
+    /// Categories whose small files may be read on the request thread when in memory: not those on a network
+    /// filesystem, where even an open can wait on the network.
+    cached_reads: std::collections::BTreeSet<String>,
     settle: Duration,
     hang_health_at: Option<Instant>,
 }
@@ -554,6 +563,7 @@ async fn download(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     let cached = (!head_only)
         .then(|| split_request_path(req.uri().path(), "/files/").ok())
         .flatten()
+        .filter(|(category, _)| state.cached_reads.contains(category))
         .and_then(|(category, relative)| {
             let root = state.roots.get(&category)?;
             read_if_cached(root, &relative, WHOLE_READ_MAX)

@@ -1147,7 +1147,10 @@ impl Handles<JobFinished> for SchedulerActor {
                 attempts,
                 last,
             }) => {
-                let error = format!("job failed {attempts} times; last: {last:?}");
+                let error = format!(
+                    "job failed {attempts} times; last: {}",
+                    crate::jobs::tracker::summary(&last)
+                );
                 if let Some(letter) = self.replays.remove(&spec.id) {
                     tracing::error!(job = %spec.id, %error, letter, "replayed selfplay job gave up; its dead letter counts one more failed replay");
                     ctx.replay_outcome(letter, Err(error));
