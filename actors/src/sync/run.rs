@@ -299,7 +299,8 @@ impl Runner {
             },
         ) in results
         {
-            self.remember_given_up(&ops[index], &file.path, skip_from_now);
+            let op = &ops[index];
+            self.remember_given_up(&op.peer, &op.category, &file.path, skip_from_now);
             let op = &mut operations[index];
             op.bytes += file.bytes;
             match file.outcome {
@@ -472,10 +473,11 @@ impl Runner {
         found
     }
 
-    /// Notes how a file of `op` ended: a version given up on is skipped from now on, anything else forgets it.
-    fn remember_given_up(&self, op: &PullOp, path: &str, version: Option<Version>) {
+    /// Notes how `path` of `peer`'s `category` ended: a version given up on is skipped from now on, anything
+    /// else (`None`) forgets it.
+    fn remember_given_up(&self, peer: &str, category: &str, path: &str, version: Option<Version>) {
         let mut given_up = self.seen.given_up.lock().unwrap_or_else(|e| e.into_inner());
-        let key = (op.peer.clone(), op.category.clone());
+        let key = (peer.to_string(), category.to_string());
         match version {
             Some(version) => {
                 given_up
@@ -494,10 +496,7 @@ impl Runner {
     /// Lets the next cycle fetch `path` of `peer`'s `category` again even if its version was given up on (a
     /// dead letter replayed).
     pub fn retry_file(&self, peer: &str, category: &str, path: &str) {
-        let mut given_up = self.seen.given_up.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(paths) = given_up.get_mut(&(peer.to_string(), category.to_string())) {
-            paths.remove(path);
-        }
+        self.remember_given_up(peer, category, path, None);
     }
 
     /// Keeps this cycle's local listings (with the sums the diff looked up) for the next one.
