@@ -325,7 +325,11 @@ impl<K: Hash + Eq + Clone> Default for Listings<K> {
 impl<K: Hash + Eq + Clone> Listings<K> {
     /// Listings with a watch, or (inotify unavailable, said once at info) rebuilt every time.
     pub fn new() -> Self {
-        let watch = match TreeWatch::new() {
+        Self::with_watch(TreeWatch::new())
+    }
+
+    fn with_watch(watch: Result<TreeWatch, String>) -> Self {
+        let watch = match watch {
             Ok(watch) => Some(watch),
             Err(error) => {
                 tracing::info!(%error, "file listings are rebuilt in full every time");
@@ -627,6 +631,60 @@ mod tests {
         std::fs::rename(a.join("x"), a.join("y")).expect("rename");
         assert_eq!(fresh_now(&mut listings, "a"), Err(Stale::WatchesReset));
         assert_eq!(fresh_now(&mut listings, "b"), Err(Stale::WatchesReset));
+        rebuilt(&mut listings, "b", &[&b]);
+        assert_eq!(fresh_now(&mut listings, "b"), Ok(()));
+    }
+
+    #[test]
+    fn without_inotify_every_listing_is_rebuilt() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut listings: Listings<&'static str> =
+            Listings::with_watch(Err("inotify unavailable".into()));
+        rebuilt(&mut listings, "a", &[dir.path()]);
+        assert_eq!(fresh_now(&mut listings, "a"), Err(Stale::Unwatched));
+        assert!(!listings.is_published(&dir.path().join("x")));
+    }
+
+    #[test]
+    fn a_missing_directory_is_not_vouched_for() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("not-yet");
+        let mut listings = Listings::new();
+        rebuilt(&mut listings, "a", &[&missing]);
+        assert_eq!(fresh_now(&mut listings, "a"), Err(Stale::Unwatched));
+    }
+
+    #[test]
+    fn an_overflowed_queue_resets_every_listing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = dir.path().join("a");
+        let b = dir.path().join("b");
+        std::fs::create_dir_all(&a).expect("mkdir");
+        std::fs::create_dir_all(&b).expect("mkdir");
+        let mut listings = Listings::new();
+        rebuilt(&mut listings, "a", &[&a]);
+        rebuilt(&mut listings, "b", &[&b]);
+        let queue: usize = std::fs::read_to_string("/proc/sys/fs/inotify/max_queued_events")
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(16_384);
+        // Alternating between two files so the kernel cannot merge the events: more than the queue holds.
+        let files: Vec<std::fs::File> = ["x", "y"]
+            .iter()
+            .map(|name| std::fs::File::create(a.join(name)).expect("create"))
+            .collect();
+        let base = SystemTime::now() - Duration::from_secs(1_000_000);
+        for index in 0..queue + 10 {
+            files[index % 2]
+                .set_modified(base + Duration::from_secs(index as u64))
+                .expect("set mtime");
+        }
+        assert_eq!(fresh_now(&mut listings, "a"), Err(Stale::WatchesReset));
+        assert_eq!(
+            fresh_now(&mut listings, "b"),
+            Err(Stale::WatchesReset),
+            "events may have been lost for any directory"
+        );
         rebuilt(&mut listings, "b", &[&b]);
         assert_eq!(fresh_now(&mut listings, "b"), Ok(()));
     }
